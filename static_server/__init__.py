@@ -1,0 +1,4 @@
+"""The Starlette app that serves the chat page, the engine assets and the bundles."""
+from .app import create_app
+
+__all__ = ["create_app"]

@@ -1,0 +1,22 @@
+"""python -m static_server [--host 127.0.0.1] [--port 8000] [--bundles DIR]"""
+import argparse
+from pathlib import Path
+
+import uvicorn
+
+from .app import DEFAULT_BUNDLES_DIR, create_app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m static_server", description=__doc__)
+    # 127.0.0.1, not 0.0.0.0: WebGPU exists only in secure contexts, which plain-HTTP localhost is.
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--bundles", type=Path, default=DEFAULT_BUNDLES_DIR, help="directory of bundles")
+    args = parser.parse_args()
+    print(f"tabllm: open http://{args.host}:{args.port}/  (bundles from {args.bundles.resolve()})", flush=True)
+    uvicorn.run(create_app(args.bundles), host=args.host, port=args.port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""The runtime cache and the linker: reuse, corruption, a missing emcc and a failed link give clear errors."""
+import json
+import shutil
+
+import pytest
+
+from compile.toolchain import ToolchainError, ensure_runtime, link_wasm
+from compile.toolchain import runtime as runtime_module
+
+
+@pytest.fixture(scope="module")
+def built_runtime():
+    """The real runtime, built into the user cache on first use (about a minute), reused afterwards."""
+    return ensure_runtime()
+
+
+@pytest.fixture
+def cache_copy(built_runtime, tmp_path, monkeypatch):
+    """A private cache holding a copy of the built runtime, so tests can damage it safely."""
+    monkeypatch.setenv("TABLLM_CACHE_DIR", str(tmp_path))
+    target = runtime_module.runtime_cache_dir()
+    shutil.copytree(built_runtime.directory, target)
+    return target
+
+
+def test_runtime_objects_are_wasm_objects_listed_in_the_manifest(built_runtime):
+    manifest = json.loads((built_runtime.directory / "manifest.json").read_text())
+    assert sorted(manifest["sha256"]) == sorted(p.name for p in built_runtime.paths)
+    for path in built_runtime.paths:
+        assert path.read_bytes()[:4] == b"\0asm", f"{path} is not a wasm object file"
+
+
+def test_cached_runtime_is_reused_without_emcc(cache_copy, monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    mtimes = {p: p.stat().st_mtime_ns for p in cache_copy.iterdir()}
+    assert ensure_runtime().directory == cache_copy
+    assert {p: p.stat().st_mtime_ns for p in cache_copy.iterdir()} == mtimes
+
+
+def test_corrupted_cache_entry_says_what_to_delete(cache_copy):
+    obj = cache_copy / "webgpu_runtime.o"
+    data = bytearray(obj.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    obj.write_bytes(bytes(data))
+    with pytest.raises(ToolchainError, match="corrupted or incomplete.*rm -r"):
+        ensure_runtime()
+
+
+def test_incomplete_cache_entry_is_reported(cache_copy):
+    (cache_copy / "wasm_runtime.o").unlink()
+    with pytest.raises(ToolchainError, match="corrupted or incomplete"):
+        ensure_runtime()
+
+
+def test_missing_emcc_says_what_to_install(tmp_path, monkeypatch):
+    monkeypatch.setenv("TABLLM_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(runtime_module, "cache_key", lambda: "no-such-entry")
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(ToolchainError, match="apt-get install emscripten"):
+        ensure_runtime()
+    assert not (tmp_path / "tvm-web-runtime" / "no-such-entry").exists()
+
+
+def test_failed_link_reports_emcc_output(built_runtime, tmp_path):
+    bogus = tmp_path / "model.o"
+    bogus.write_bytes(b"not an object file")
+    with pytest.raises(ToolchainError, match="failed to link"):
+        link_wasm(tmp_path / "model.wasm", [str(bogus)], "-O1")
+    assert not (tmp_path / "model.wasm").exists()
+
+
+def test_cache_key_changes_with_the_headers(monkeypatch, tmp_path):
+    before = runtime_module.cache_key()
+    headers = tmp_path / "headers"
+    shutil.copytree(runtime_module.HEADERS_DIR, headers)
+    (headers / "src/support/utils.h").write_text("// changed\n", encoding="utf-8")
+    monkeypatch.setattr(runtime_module, "HEADERS_DIR", headers)
+    assert runtime_module.cache_key() != before
+
+
+def test_failed_runtime_compile_is_reported_and_nothing_is_cached(monkeypatch, tmp_path):
+    monkeypatch.setenv("TABLLM_CACHE_DIR", str(tmp_path / "cache"))
+    headers = tmp_path / "headers"
+    shutil.copytree(runtime_module.HEADERS_DIR, headers)
+    (headers / "include/tvm/support/io.h").write_text('#error "deliberately broken header"\n', encoding="utf-8")
+    monkeypatch.setattr(runtime_module, "HEADERS_DIR", headers)
+    with pytest.raises(ToolchainError, match="emcc failed on the TVM runtime unit(.|\n)*deliberately broken"):
+        ensure_runtime()
+    assert list((tmp_path / "cache/tvm-web-runtime").iterdir()) == []
