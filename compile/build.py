@@ -1,0 +1,101 @@
+"""Model -> Relax IRModule with the full model-library ABI -> built library for one target."""
+import json
+from dataclasses import dataclass
+
+import tvm
+from tvm import relax as rx
+
+from compile.llama import CompileOptions, LlamaForCausalLM
+from compile.logits import add_logits_functions
+from compile.quantization import Quantization
+from models.llama import LlamaConfig
+
+NATIVE_CPU_HOST = {"kind": "llvm"}
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+
+    @property
+    def nbytes(self) -> int:
+        size = 1
+        for dim in self.shape:
+            size *= dim
+        return size * tvm.runtime.DataType(self.dtype).bits // 8
+
+
+@dataclass(frozen=True)
+class ExportedModel:
+    mod: tvm.IRModule
+    target: tvm.target.Target
+    model: LlamaForCausalLM  # after the quantization transform: it declares the parameters to convert
+    params: list[ParamSpec]
+    metadata: dict
+
+
+def native_cpu_target() -> tvm.target.Target:
+    """This machine's CPU, with every instruction set it has (AVX2 here)."""
+    cpu = tvm.target.codegen.llvm_get_system_cpu()
+    return tvm.target.Target({**NATIVE_CPU_HOST, "mcpu": cpu})
+
+
+def _metadata(model_type: str, config: LlamaConfig, options: CompileOptions, quantization: Quantization,
+              params: list[ParamSpec]) -> dict:
+    kv_bytes_per_token = 2 * config.num_hidden_layers * config.num_key_value_heads * config.head_dim * 4
+    return {
+        "model_type": model_type,
+        "quantization": quantization.name,
+        "context_window_size": options.context_window_size,
+        "prefill_chunk_size": options.prefill_chunk_size,
+        "sliding_window_size": -1,
+        "attention_sink_size": -1,
+        "tensor_parallel_shards": 1,
+        "pipeline_parallel_stages": 1,
+        "kv_state_kind": "kv_cache",
+        "max_batch_size": 1,
+        "params": [{"name": p.name, "shape": list(p.shape), "dtype": p.dtype} for p in params],
+        "memory_usage": {
+            "params_bytes": sum(p.nbytes for p in params),
+            "kv_cache_bytes": kv_bytes_per_token * options.context_window_size,
+        },
+    }
+
+
+def _attach_metadata(mod: tvm.IRModule, metadata: dict) -> tvm.IRModule:
+    """`_metadata()` returns the JSON string the browser engine reads first (MLC's convention)."""
+    bb = rx.BlockBuilder(mod)
+    with bb.function("_metadata", params=[]):
+        bb.emit_func_output(tvm.ir.StringImm(json.dumps(metadata, sort_keys=True)))
+    return bb.finalize()
+
+
+def _attach_bounds(mod: tvm.IRModule, options: CompileOptions) -> tvm.IRModule:
+    """Upper bounds of the symbolic lengths let memory planning reserve fixed buffers once."""
+    bounds = {"seq_len": options.prefill_chunk_size}
+    for name in ("embed", "prefill"):
+        mod[name] = mod[name].with_attr("tir_var_upper_bound", bounds).with_attr("tir_non_negative_var", ["seq_len"])
+    return mod
+
+
+def export_model(config: LlamaConfig, options: CompileOptions, quantization: Quantization,
+                 target: tvm.target.Target) -> ExportedModel:
+    model = quantization.quantize_module(LlamaForCausalLM(config, options, target))
+    mod, named_params = model.export_tvm(spec=model.export_spec())
+    params = [ParamSpec(name, tuple(int(d) for d in p.shape), p.dtype) for name, p in named_params]
+    metadata = _metadata("llama", config, options, quantization, params)
+    mod = _attach_bounds(_attach_metadata(add_logits_functions(mod, target), metadata), options)
+    return ExportedModel(mod, target, model, params, metadata)
+
+
+def is_wasm(target: tvm.target.Target) -> bool:
+    host = target.host or target
+    return str(host.attrs.get("mtriple", "")).startswith("wasm32")
+
+
+def build(exported: ExportedModel) -> tvm.runtime.Executable:
+    """Compile for the target the model was exported for. Browser libraries are system libs: tvmjs looks
+    their functions up in the linked wasm instead of loading shared objects."""
+    return rx.build(exported.mod, target=exported.target, system_lib=is_wasm(exported.target))

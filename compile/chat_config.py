@@ -1,0 +1,62 @@
+"""mlc-chat-config.json: what a WebLLM-style runtime needs to chat with a bundle."""
+from models.llama import LlamaConfig
+
+# ChatML in MLC-LLM's conversation-template schema, for runtimes that do not render the Jinja template.
+CHATML = {
+    "name": "chatml",
+    "system_template": "<|im_start|>system\n{system_message}<|im_end|>\n",
+    "system_message": "You are a helpful AI assistant.",
+    "roles": {"user": "<|im_start|>user", "assistant": "<|im_start|>assistant"},
+    "role_templates": {},
+    "messages": [],
+    "seps": ["<|im_end|>\n"],
+    "role_content_sep": "\n",
+    "role_empty_sep": "\n",
+    "stop_str": ["<|im_end|>"],
+    "system_prefix_token_ids": None,
+    "add_role_after_system_message": True,
+}
+CONV_TEMPLATES = {"chatml": CHATML}
+
+# SmolLM2's recommended sampling (its model card); the engine lets every request override them.
+DEFAULT_TEMPERATURE = 0.2
+DEFAULT_TOP_P = 0.9
+
+
+def conv_template_name(tokenizer_config: dict) -> str:
+    """ChatML is recognised from the chat template itself, so a local GGUF needs no registry entry."""
+    template = tokenizer_config.get("chat_template") or ""
+    if "<|im_start|>" in template:
+        return "chatml"
+    raise ValueError("unsupported chat template (only ChatML models are supported for now)")
+
+
+def chat_config(model_type: str, config: LlamaConfig, metadata: dict, tokenizer_config: dict,
+                tokenizer_files: list[str]) -> dict:
+    eos_id = tokenizer_config["eos_token_id"]
+    conv_template = dict(CONV_TEMPLATES[conv_template_name(tokenizer_config)], stop_token_ids=[eos_id])
+    return {
+        "version": "0.1.0",
+        "model_type": model_type,
+        "quantization": metadata["quantization"],
+        "model_config": config.to_dict(),
+        "vocab_size": config.vocab_size,
+        "context_window_size": metadata["context_window_size"],
+        "sliding_window_size": -1,
+        "prefill_chunk_size": metadata["prefill_chunk_size"],
+        "attention_sink_size": -1,
+        "tensor_parallel_shards": 1,
+        "pipeline_parallel_stages": 1,
+        "temperature": DEFAULT_TEMPERATURE,
+        "top_p": DEFAULT_TOP_P,
+        "presence_penalty": 0.0,
+        "frequency_penalty": 0.0,
+        "repetition_penalty": 1.0,
+        "conv_template": conv_template,
+        "pad_token_id": tokenizer_config.get("pad_token_id", 0),
+        "bos_token_id": tokenizer_config["bos_token_id"],
+        "eos_token_id": [eos_id],
+        "tokenizer_files": tokenizer_files,
+        "tokenizer_info": {"token_postproc_method": "byte_level", "prepend_space_in_encode": False,
+                           "strip_space_in_decode": False},
+    }

@@ -1,0 +1,135 @@
+"""The compile pipeline, stage by stage: fetch -> convert -> build -> link -> quantize -> write."""
+import importlib.metadata
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from compile.build import build, export_model
+from compile.bundle import Bundle, write_bundle
+from compile.chat_config import chat_config
+from compile.llama import CompileOptions, llama_params
+from compile.quantization import get_quantization
+from compile.toolchain import emcc_version, wasm_fcompile, webgpu_target
+from models.convert import load_fp32_model
+from models.fetch import resolve_gguf
+from models.tokenizer import write_tokenizer_files
+
+OptLevel = Literal["release", "fast"]
+LINK_FLAGS = {"release": "-O3", "fast": "-O1"}
+STAGES = ("fetch", "convert", "build", "link", "quantize", "write")
+TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json"]
+
+
+@dataclass
+class StageClock:
+    """Announces each stage as it starts and keeps how long each took."""
+
+    report: Callable[[str], None]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def stage(self, name: str, what: str):
+        self.report(f"[{STAGES.index(name) + 1}/{len(STAGES)}] {name}: {what}")
+        start = time.perf_counter()
+        yield
+        self.seconds[name] = time.perf_counter() - start
+
+
+@dataclass(frozen=True)
+class CompileResult:
+    bundle: Bundle
+    stage_seconds: dict[str, float]
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def model_name(model: str) -> str:
+    """Registry names stay; a local GGUF path becomes its lower-cased file stem."""
+    return Path(model).stem.lower() if model.endswith(".gguf") else model
+
+
+def default_output(model: str, quantization: str) -> Path:
+    return Path("bundles") / f"{model_name(model)}-{quantization}"
+
+
+def _write_progress(report: Callable[[str], None]):
+    last_decile = -1
+
+    def on_progress(name: str, done: int, total: int) -> None:
+        nonlocal last_decile
+        decile = done * 10 // total if total else 0
+        if decile > last_decile:
+            last_decile = decile
+            report(f"      {done / 2**20:7.1f} / {total / 2**20:.1f} MB ({name})")
+
+    return on_progress
+
+
+def compile_bundle(model: str, *, gguf: Path | None = None, quantization: str = "q4f32_1",
+                   output: Path | None = None,
+                   options: CompileOptions = CompileOptions(), opt_level: OptLevel = "release",
+                   report: Callable[[str], None] = _stderr) -> CompileResult:
+    """`model` is a registry name or the path of a local GGUF file; `gguf` overrides where its file is."""
+    quant = get_quantization(quantization)
+    name = model_name(model)
+    output = output or default_output(model, quantization)
+    clock = StageClock(report)
+    target = webgpu_target()
+    library_name = f"{name}-{quantization}-webgpu.wasm"
+    with tempfile.TemporaryDirectory(prefix="tabllm-compile-") as tmp:
+        work = Path(tmp)
+        with clock.stage("fetch", f"{model}"):
+            gguf = resolve_gguf(gguf or model)
+        with clock.stage("convert", "GGUF -> float32 weights, tokenizer.json, chat template"):
+            config, weights = load_fp32_model(gguf)
+            write_tokenizer_files(gguf, work)
+            tokenizer_config = json.loads((work / "tokenizer_config.json").read_text(encoding="utf-8"))
+        with clock.stage("build", f"Relax model ({quantization}) -> WebGPU kernels + wasm32 host"):
+            exported = export_model(config, options, quant, target)
+            executable = build(exported)
+        with clock.stage("link", f"emcc {LINK_FLAGS[opt_level]} -> {library_name}"):
+            executable.export_library(str(work / library_name), fcompile=wasm_fcompile(LINK_FLAGS[opt_level]))
+        with clock.stage("quantize", f"weights -> {quantization}"):
+            params = list(quant.quantize_params(llama_params(config, weights), exported.model))
+        _check_params_match(params, exported.metadata["params"])
+        with clock.stage("write", f"bundle -> {output}"):
+            bundle = write_bundle(
+                output, model=name, quantization=quantization, params=params,
+                chat_config=chat_config("llama", config, exported.metadata, tokenizer_config, TOKENIZER_FILES),
+                files={**{f: work / f for f in TOKENIZER_FILES}, library_name: work / library_name},
+                build=_build_info(target, quantization, options, opt_level),
+                on_progress=_write_progress(report),
+            )
+    return CompileResult(bundle, clock.seconds)
+
+
+def _check_params_match(params: list, declared: list[dict]) -> None:
+    """The converted weights must be exactly what the compiled library will ask for, by name and shape."""
+    got = {name: (list(array.shape), str(array.dtype)) for name, array in params}
+    want = {p["name"]: (p["shape"], p["dtype"]) for p in declared}
+    if got != want:
+        mismatched = sorted(n for n in got.keys() | want.keys() if got.get(n) != want.get(n))
+        raise RuntimeError(f"converted weights do not match the model's parameters: {mismatched[:5]}")
+
+
+def _build_info(target, quantization: str, options: CompileOptions, opt_level: OptLevel) -> dict:
+    return {
+        "tabllm": importlib.metadata.version("tabllm"),
+        "apache-tvm": importlib.metadata.version("apache-tvm"),
+        "apache-tvm-ffi": importlib.metadata.version("apache-tvm-ffi"),
+        "emcc": emcc_version(),
+        "targets": {"webgpu": str(target)},
+        "quantization": quantization,
+        "context_window_size": options.context_window_size,
+        "prefill_chunk_size": options.prefill_chunk_size,
+        "opt_level": opt_level,
+        "link_flags": LINK_FLAGS[opt_level],
+    }
