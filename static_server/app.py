@@ -10,14 +10,24 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
+from compile.bundle import MANIFEST, Bundle, BundleError, load_bundle
+
 DEFAULT_BUNDLES_DIR = Path("bundles")
 
 
-def find_bundles(bundles_dir: Path) -> list[str]:
-    """Bundle directories are the ones holding an mlc-chat-config.json."""
+def find_bundles(bundles_dir: Path) -> list[Bundle]:
+    """Complete bundles only: a bundle's manifest is written last, and unfinished writes are dot-named."""
     if not bundles_dir.is_dir():
         return []
-    return sorted(p.parent.name for p in bundles_dir.glob("*/mlc-chat-config.json"))
+    bundles = []
+    for path in sorted(bundles_dir.iterdir()):
+        if path.name.startswith(".") or not (path / MANIFEST).is_file():
+            continue
+        try:
+            bundles.append(load_bundle(path))
+        except BundleError:
+            continue  # unreadable manifest: not offered
+    return bundles
 
 
 def create_app(bundles_dir: Path = DEFAULT_BUNDLES_DIR) -> Starlette:

@@ -1,0 +1,67 @@
+"""The compiled model (native CPU build of the same module the browser gets) against the numpy reference."""
+import numpy as np
+import pytest
+
+from compile.build import build, export_model, native_cpu_target
+from compile.llama import CompileOptions, llama_params
+from compile.native import NativeModel
+from compile.quantization import get_quantization
+from models.quantization import dequantize_q4f32_1, quantize_q4f32_1
+from models.reference import NumpyLlama
+from models.tokenizer import render_chat_template
+
+STEPS = 16
+# A prompt whose greedy answer runs past 16 tokens (the capital question ends after 8).
+STORY = [{"role": "user", "content": "Write a short story about a robot who learns to paint."}]
+# Small chunks so that the 42-token prompt is prefilled in three calls, as the browser does for long ones.
+OPTIONS = CompileOptions(context_window_size=512, prefill_chunk_size=16)
+
+
+def native_model(config, weights, quantization: str) -> NativeModel:
+    quant = get_quantization(quantization)
+    exported = export_model(config, OPTIONS, quant, native_cpu_target())
+    return NativeModel(build(exported), dict(quant.quantize_params(llama_params(config, weights), exported.model)))
+
+
+def q4_round_trip(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """What q4f32_1 keeps of each weight matrix, computed by the numpy quantization code alone."""
+    return {name: dequantize_q4f32_1(*quantize_q4f32_1(w)) if w.ndim == 2 else w for name, w in weights.items()}
+
+
+@pytest.fixture(scope="module")
+def story_prompt_ids(smollm2_tokenizer, smollm2_tokenizer_config):
+    prompt = render_chat_template(smollm2_tokenizer_config, STORY, add_generation_prompt=True)
+    return smollm2_tokenizer.encode(prompt, add_special_tokens=False).ids
+
+
+@pytest.mark.parametrize("quantization", ["q0f32", "q4f32_1"])
+def test_native_build_matches_the_numpy_reference(quantization, smollm2_config, smollm2_weights,
+                                                  story_prompt_ids):
+    reference_weights = smollm2_weights if quantization == "q0f32" else q4_round_trip(smollm2_weights)
+    reference = NumpyLlama(smollm2_config, reference_weights)
+    expected_tokens = reference.generate_greedy(story_prompt_ids, STEPS, stop_ids=())
+    assert len(expected_tokens) == STEPS
+    # Logits after the prompt and after each greedy token (teacher forcing: both see the same tokens).
+    reference.reset()
+    expected = [reference.prefill(story_prompt_ids)[-1]] + [reference.decode(t) for t in expected_tokens[:-1]]
+
+    model = native_model(smollm2_config, smollm2_weights, quantization)
+    assert len(story_prompt_ids) > 2 * OPTIONS.prefill_chunk_size
+    actual = [model.prefill(story_prompt_ids)] + [model.decode_one_token(t) for t in expected_tokens[:-1]]
+
+    for step, (a, e) in enumerate(zip(actual, expected)):
+        np.testing.assert_allclose(a, e, rtol=0, atol=1e-3, err_msg=f"logits differ at step {step}")
+    # Free-running greedy decoding picks the same tokens.
+    assert model.generate_greedy(story_prompt_ids, STEPS) == expected_tokens
+
+
+def test_native_greedy_chat_answer_is_the_recorded_one(smollm2_config, smollm2_weights, smollm2_greedy_case):
+    model = native_model(smollm2_config, smollm2_weights, "q0f32")
+    case = smollm2_greedy_case
+    assert model.generate_greedy(case["prompt_ids"], case["max_new_tokens"], case["stop_ids"]) == case["greedy_ids"]
+
+
+def test_prompt_longer_than_the_context_window_is_refused(smollm2_config, smollm2_weights):
+    model = native_model(smollm2_config, smollm2_weights, "q4f32_1")
+    with pytest.raises(ValueError, match="exceed the context window of 512"):
+        model.prefill([1] * (OPTIONS.context_window_size + 1))
