@@ -1,0 +1,105 @@
+"""python -m compile end to end on the real model: the bundle it writes verifies, covers every parameter the
+library asks for, holds the right weights, and an interrupted compile leaves no bundle."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from compile.build import build, export_model, native_cpu_target
+from compile.bundle import SHARD_CAP_BYTES, read_params, verify_bundle
+from compile.llama import CompileOptions, llama_params
+from compile.native import NativeModel
+from compile.pipeline import STAGES, compile_bundle
+from compile.quantization import get_quantization
+from compile.toolchain import webgpu_target
+
+MODEL = "smollm2-135m-instruct"
+
+
+@pytest.fixture(scope="module")
+def q4_bundle(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bundles") / f"{MODEL}-q4f32_1"
+    return compile_bundle(MODEL, output=out, opt_level="fast", report=lambda message: None)
+
+
+def test_bundle_files_verify_and_stages_are_timed(q4_bundle):
+    bundle = verify_bundle(q4_bundle.bundle.path)
+    names = {f["path"] for f in bundle.manifest["files"]}
+    assert {"mlc-chat-config.json", "tensor-cache.json", "tokenizer.json", "tokenizer_config.json",
+            f"{MODEL}-q4f32_1-webgpu.wasm"} <= names
+    assert bundle.manifest["build"]["quantization"] == "q4f32_1"
+    assert bundle.manifest["build"]["apache-tvm"] == "0.27.0.post1"
+    assert set(q4_bundle.stage_seconds) == set(STAGES)
+
+
+def test_library_is_a_wasm_module(q4_bundle):
+    assert (q4_bundle.bundle.path / f"{MODEL}-q4f32_1-webgpu.wasm").read_bytes()[:4] == b"\0asm"
+
+
+def test_tensor_cache_covers_every_parameter_of_the_library(q4_bundle, smollm2_config):
+    metadata = export_model(smollm2_config, CompileOptions(), get_quantization("q4f32_1"), webgpu_target()).metadata
+    cache = json.loads((q4_bundle.bundle.path / "tensor-cache.json").read_text())
+    records = {r["name"]: (r["shape"], r["dtype"]) for shard in cache["records"] for r in shard["records"]}
+    assert records == {p["name"]: (p["shape"], p["dtype"]) for p in metadata["params"]}
+    for shard in cache["records"]:
+        assert shard["nbytes"] <= SHARD_CAP_BYTES or len(shard["records"]) == 1
+
+
+def test_chat_config_describes_the_model(q4_bundle, smollm2_config):
+    chat = json.loads((q4_bundle.bundle.path / "mlc-chat-config.json").read_text())
+    assert chat["model_type"] == "llama" and chat["quantization"] == "q4f32_1"
+    assert chat["context_window_size"] == 4096 and chat["prefill_chunk_size"] == 1024
+    assert chat["vocab_size"] == smollm2_config.vocab_size
+    assert chat["conv_template"]["name"] == "chatml" and chat["eos_token_id"] == [2]
+
+
+def test_bundle_weights_drive_the_native_build_to_the_same_logits(q4_bundle, smollm2_config, smollm2_weights,
+                                                                   smollm2_greedy_case):
+    quant = get_quantization("q4f32_1")
+    exported = export_model(smollm2_config, CompileOptions(), quant, native_cpu_target())
+    executable = build(exported)
+    direct = dict(quant.quantize_params(llama_params(smollm2_config, smollm2_weights), exported.model))
+    from_bundle = read_params(q4_bundle.bundle.path)
+    assert from_bundle.keys() == direct.keys()
+    for name, array in direct.items():
+        np.testing.assert_array_equal(from_bundle[name], array, err_msg=name)
+    model = NativeModel(executable, from_bundle)
+    prompt = smollm2_greedy_case["prompt_ids"]
+    assert model.generate_greedy(prompt, 8, smollm2_greedy_case["stop_ids"]) == smollm2_greedy_case["greedy_ids"]
+
+
+def test_interrupted_compile_leaves_no_bundle(tmp_path):
+    def interrupt_while_writing(message: str):
+        if " MB (" in message:  # the first progress line of the write stage
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        compile_bundle(MODEL, output=tmp_path / "bundle", opt_level="fast", report=interrupt_while_writing)
+    assert list(tmp_path.iterdir()) == []
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "compile", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_cli_help_explains_the_options():
+    result = run_cli("--help")
+    assert result.returncode == 0
+    for option in ("--quantization", "--output", "--context-window", "--opt-level", "--gguf", "q0f32"):
+        assert option in result.stdout
+
+
+def test_cli_unknown_model_is_one_clear_line(tmp_path):
+    result = run_cli("no-such-model", "--output", str(tmp_path / "b"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "no-such-model" in errors[0] and MODEL in errors[0]
+    assert not (tmp_path / "b").exists()
+
+
+def test_cli_rejects_a_chunk_larger_than_the_context(tmp_path):
+    result = run_cli(MODEL, "--context-window", "256", "--prefill-chunk", "512", "--output", str(tmp_path / "b"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "prefill chunk size 512" in result.stderr
