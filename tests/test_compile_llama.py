@@ -6,7 +6,7 @@ from compile.build import build, export_model, native_cpu_target
 from compile.llama import CompileOptions, llama_params
 from compile.native import NativeModel
 from compile.quantization import get_quantization
-from models.quantization import dequantize_q4f32_1, quantize_q4f32_1
+from models.quantization import q4f32_1_round_trip
 from models.reference import NumpyLlama
 from models.tokenizer import render_chat_template
 
@@ -23,11 +23,6 @@ def native_model(config, weights, quantization: str) -> NativeModel:
     return NativeModel(build(exported), dict(quant.quantize_params(llama_params(config, weights), exported.model)))
 
 
-def q4_round_trip(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """What q4f32_1 keeps of each weight matrix, computed by the numpy quantization code alone."""
-    return {name: dequantize_q4f32_1(*quantize_q4f32_1(w)) if w.ndim == 2 else w for name, w in weights.items()}
-
-
 @pytest.fixture(scope="module")
 def story_prompt_ids(smollm2_tokenizer, smollm2_tokenizer_config):
     prompt = render_chat_template(smollm2_tokenizer_config, STORY, add_generation_prompt=True)
@@ -37,7 +32,7 @@ def story_prompt_ids(smollm2_tokenizer, smollm2_tokenizer_config):
 @pytest.mark.parametrize("quantization", ["q0f32", "q4f32_1"])
 def test_native_build_matches_the_numpy_reference(quantization, smollm2_config, smollm2_weights,
                                                   story_prompt_ids):
-    reference_weights = smollm2_weights if quantization == "q0f32" else q4_round_trip(smollm2_weights)
+    reference_weights = smollm2_weights if quantization == "q0f32" else q4f32_1_round_trip(smollm2_weights)
     reference = NumpyLlama(smollm2_config, reference_weights)
     expected_tokens = reference.generate_greedy(story_prompt_ids, STEPS, stop_ids=())
     assert len(expected_tokens) == STEPS

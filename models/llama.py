@@ -1,0 +1,178 @@
+"""The Llama family: its config, its Hugging Face weight names and shapes, and GGUF -> float32 conversion."""
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from gguf import GGMLQuantizationType, GGUFReader
+from gguf.quants import dequantize
+
+from models.errors import UnsupportedModelError
+from models.gguf_file import gguf_value, open_gguf
+
+ARCHITECTURE = "llama"  # general.architecture in the GGUF file
+
+# Types this converter dequantizes (gguf.quants implements more; these are the ones tested here).
+SUPPORTED_TENSOR_TYPES = frozenset(
+    GGMLQuantizationType[name] for name in ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1")
+)
+
+
+@dataclass(frozen=True)
+class LlamaConfig:
+    hidden_size: int
+    intermediate_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    num_key_value_heads: int
+    head_dim: int
+    rope_theta: float
+    rms_norm_eps: float
+    vocab_size: int
+    tie_word_embeddings: bool
+    context_length: int
+
+    def __post_init__(self):
+        if self.num_attention_heads % self.num_key_value_heads:
+            raise UnsupportedModelError(
+                f"{self.num_attention_heads} attention heads are not a multiple of {self.num_key_value_heads} KV heads"
+            )
+
+    @classmethod
+    def from_gguf(cls, reader: GGUFReader) -> "LlamaConfig":
+        arch = gguf_value(reader, "general.architecture")
+        if arch != ARCHITECTURE:
+            raise UnsupportedModelError(
+                f"{Path(reader.data.filename).name}: architecture {arch!r} is not supported (supported: {ARCHITECTURE})"
+            )
+
+        def value(key, *default):
+            return gguf_value(reader, f"{ARCHITECTURE}.{key}", *default)
+
+        hidden, heads = value("embedding_length"), value("attention.head_count")
+        kv_heads = value("attention.head_count_kv", heads)
+        head_dim = value("attention.key_length", hidden // heads)
+        if isinstance(kv_heads, list):
+            raise UnsupportedModelError("per-layer KV head counts are not supported")
+        if value("rope.dimension_count", head_dim) != head_dim:
+            raise UnsupportedModelError("partial rotary embeddings (rope.dimension_count < head_dim) are not supported")
+        if value("rope.scaling.type", "none") != "none":
+            raise UnsupportedModelError(f"RoPE scaling {value('rope.scaling.type')!r} is not supported")
+        tensors = {t.name: t for t in reader.tensors}
+        if "token_embd.weight" not in tensors:
+            raise UnsupportedModelError(f"{Path(reader.data.filename).name} has no token_embd.weight tensor")
+        return cls(
+            hidden_size=hidden,
+            intermediate_size=value("feed_forward_length"),
+            num_hidden_layers=value("block_count"),
+            num_attention_heads=heads,
+            num_key_value_heads=kv_heads,
+            head_dim=head_dim,
+            rope_theta=value("rope.freq_base", 10000.0),
+            rms_norm_eps=value("attention.layer_norm_rms_epsilon"),
+            vocab_size=int(tensors["token_embd.weight"].shape[1]),  # GGML shape is (in, out): (hidden, vocab)
+            tie_word_embeddings="output.weight" not in tensors,
+            context_length=value("context_length"),
+        )
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def hf_weight_shapes(config: LlamaConfig) -> dict[str, tuple[int, ...]]:
+    """Every weight of the model, by Hugging Face name, with its (out_features, in_features) shape."""
+    c = config
+    q_out, kv_out = c.num_attention_heads * c.head_dim, c.num_key_value_heads * c.head_dim
+    shapes = {"model.embed_tokens.weight": (c.vocab_size, c.hidden_size)}
+    for i in range(c.num_hidden_layers):
+        p = f"model.layers.{i}."
+        shapes |= {
+            p + "input_layernorm.weight": (c.hidden_size,),
+            p + "self_attn.q_proj.weight": (q_out, c.hidden_size),
+            p + "self_attn.k_proj.weight": (kv_out, c.hidden_size),
+            p + "self_attn.v_proj.weight": (kv_out, c.hidden_size),
+            p + "self_attn.o_proj.weight": (c.hidden_size, q_out),
+            p + "post_attention_layernorm.weight": (c.hidden_size,),
+            p + "mlp.gate_proj.weight": (c.intermediate_size, c.hidden_size),
+            p + "mlp.up_proj.weight": (c.intermediate_size, c.hidden_size),
+            p + "mlp.down_proj.weight": (c.hidden_size, c.intermediate_size),
+        }
+    shapes["model.norm.weight"] = (c.hidden_size,)
+    if not c.tie_word_embeddings:
+        shapes["lm_head.weight"] = (c.vocab_size, c.hidden_size)
+    return shapes
+
+
+def check_weights(config: LlamaConfig, weights: dict[str, np.ndarray]) -> None:
+    expected = hf_weight_shapes(config)
+    if weights.keys() != expected.keys():
+        raise UnsupportedModelError(
+            f"weights do not match the config: missing {sorted(expected.keys() - weights.keys())[:5]}, "
+            f"unexpected {sorted(weights.keys() - expected.keys())[:5]}"
+        )
+    for name, shape in expected.items():
+        w = weights[name]
+        if w.shape != shape or w.dtype != np.float32:
+            raise UnsupportedModelError(f"{name}: {w.dtype}{list(w.shape)}, expected float32{list(shape)}")
+
+
+GGUF_TO_HF = {
+    "token_embd": "model.embed_tokens",
+    "output_norm": "model.norm",
+    "output": "lm_head",
+}
+GGUF_BLOCK_TO_HF = {
+    "attn_norm": "input_layernorm",
+    "attn_q": "self_attn.q_proj",
+    "attn_k": "self_attn.k_proj",
+    "attn_v": "self_attn.v_proj",
+    "attn_output": "self_attn.o_proj",
+    "ffn_norm": "post_attention_layernorm",
+    "ffn_gate": "mlp.gate_proj",
+    "ffn_up": "mlp.up_proj",
+    "ffn_down": "mlp.down_proj",
+}
+
+
+def hf_name(gguf_name: str) -> str:
+    """'blk.3.attn_q.weight' -> 'model.layers.3.self_attn.q_proj.weight'; 'output.weight' -> 'lm_head.weight'."""
+    parts = gguf_name.split(".")
+    if len(parts) == 2 and parts[0] in GGUF_TO_HF:
+        return f"{GGUF_TO_HF[parts[0]]}.{parts[1]}"
+    if len(parts) == 4 and parts[0] == "blk" and parts[2] in GGUF_BLOCK_TO_HF:
+        return f"model.layers.{parts[1]}.{GGUF_BLOCK_TO_HF[parts[2]]}.{parts[3]}"
+    raise UnsupportedModelError(f"unexpected tensor {gguf_name!r} for a {ARCHITECTURE} model")
+
+
+def unpermute_qk(w: np.ndarray, n_heads: int) -> np.ndarray:
+    """Undo llama.cpp's Q/K row permutation so the weights work with HF's rotate_half RoPE.
+
+    llama.cpp's converter reorders each head's rows from [first half, second half] to interleaved pairs
+    (w.reshape(n_heads, 2, head_dim // 2, in).swapaxes(1, 2)) for GGML's pairwise RoPE; this is the inverse.
+    """
+    out_features, in_features = w.shape
+    return w.reshape(n_heads, out_features // n_heads // 2, 2, in_features).swapaxes(1, 2).reshape(w.shape)
+
+
+def dequantize_llama(path: Path) -> tuple[LlamaConfig, dict[str, np.ndarray]]:
+    """Read a llama-family GGUF file into its config and float32 weights with HF names and layout."""
+    reader = open_gguf(path)
+    config = LlamaConfig.from_gguf(reader)
+    unsupported = {t.name: t.tensor_type.name for t in reader.tensors if t.tensor_type not in SUPPORTED_TENSOR_TYPES}
+    if unsupported:
+        raise UnsupportedModelError(
+            f"{path.name}: unsupported tensor types {unsupported} "
+            f"(supported: {', '.join(sorted(t.name for t in SUPPORTED_TENSOR_TYPES))})"
+        )
+    heads = {"attn_q": config.num_attention_heads, "attn_k": config.num_key_value_heads}
+    weights = {}
+    for tensor in reader.tensors:
+        # dequantize() returns numpy order, the reverse of GGML's shape: (out_features, in_features) as in HF.
+        w = dequantize(tensor.data, tensor.tensor_type).astype(np.float32, copy=False)
+        assert w.shape == tuple(int(n) for n in reversed(tensor.shape)), (tensor.name, w.shape, tensor.shape)
+        block_part = tensor.name.split(".")[2] if tensor.name.startswith("blk.") else None
+        if block_part in heads:
+            w = unpermute_qk(w, heads[block_part])
+        weights[hf_name(tensor.name)] = np.ascontiguousarray(w)
+    check_weights(config, weights)
+    return config, weights

