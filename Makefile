@@ -1,9 +1,10 @@
-# make run:  install everything, then serve the app (prints the URL)
+# make run:  install everything, build the default bundle if missing, then serve the app (prints the URL)
 # make test: install everything, then run the whole test suite (unit, numeric and browser tests)
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 DEFAULT_MODEL := smollm2-135m-instruct
+DEFAULT_BUNDLE := bundles/$(DEFAULT_MODEL)-q4f32_1
 # One BLAS thread: on 2 cores numpy is about 10x slower with two when the other core is busy.
 export OPENBLAS_NUM_THREADS := 1
 export OMP_NUM_THREADS := 1
@@ -26,8 +27,12 @@ web/node_modules/.package-lock.json: web/package.json web/package-lock.json
 model: $(VENV)/.installed
 	$(PY) -m models fetch $(DEFAULT_MODEL)
 
-run: setup
-	$(PY) -m static_server
+# The manifest is written last: its presence means the bundle is complete.
+$(DEFAULT_BUNDLE)/manifest.json: | setup
+	$(PY) -m compile $(DEFAULT_MODEL) --output $(DEFAULT_BUNDLE)
+
+run: setup $(DEFAULT_BUNDLE)/manifest.json
+	$(PY) -m static_server --bundles bundles
 
 test: setup
 	$(PY) -m pytest

@@ -35,10 +35,12 @@ class NativeModel:
         self._add_sequence(self.kv_cache, SEQUENCE_ID)
         self.seq_len = 0
 
-    def _forward(self, function: str, token_ids: list[int]) -> np.ndarray:
-        if self.seq_len + len(token_ids) > self.context_window_size:
-            raise ValueError(f"{self.seq_len + len(token_ids)} tokens exceed the context window "
+    def _check_room(self, new_tokens: int) -> None:
+        if self.seq_len + new_tokens > self.context_window_size:
+            raise ValueError(f"{self.seq_len + new_tokens} tokens exceed the context window "
                              f"of {self.context_window_size}")
+
+    def _forward(self, function: str, token_ids: list[int]) -> np.ndarray:
         ids = tvm.runtime.tensor(np.array(token_ids, dtype=np.int32), self.device)
         embeds = self.vm["embed"](ids, self.params)
         embeds = embeds._create_view((1, len(token_ids), embeds.shape[-1]))  # [seq, h] -> [1, seq, h]
@@ -51,11 +53,13 @@ class NativeModel:
 
     def prefill(self, token_ids: list[int]) -> np.ndarray:
         """Logits [vocab] after the last of `token_ids`, fed in chunks of at most prefill_chunk_size."""
+        self._check_room(len(token_ids))
         for start in range(0, len(token_ids), self.prefill_chunk_size):
             logits = self._forward("prefill", list(token_ids[start:start + self.prefill_chunk_size]))
         return logits
 
     def decode_one_token(self, token_id: int) -> np.ndarray:
+        self._check_room(1)
         return self._forward("decode", [token_id])
 
     def decode_n_tokens(self, logits: np.ndarray, n: int, stop_ids=()) -> list[int]:

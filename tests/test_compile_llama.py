@@ -17,9 +17,9 @@ STORY = [{"role": "user", "content": "Write a short story about a robot who lear
 OPTIONS = CompileOptions(context_window_size=512, prefill_chunk_size=16)
 
 
-def native_model(config, weights, quantization: str) -> NativeModel:
+def native_model(config, weights, quantization: str, options: CompileOptions = OPTIONS) -> NativeModel:
     quant = get_quantization(quantization)
-    exported = export_model(config, OPTIONS, quant, native_cpu_target())
+    exported = export_model(config, options, quant, native_cpu_target())
     return NativeModel(build(exported), dict(quant.quantize_params(llama_params(config, weights), exported.model)))
 
 
@@ -57,6 +57,10 @@ def test_native_greedy_chat_answer_is_the_recorded_one(smollm2_config, smollm2_w
 
 
 def test_prompt_longer_than_the_context_window_is_refused(smollm2_config, smollm2_weights):
-    model = native_model(smollm2_config, smollm2_weights, "q4f32_1")
-    with pytest.raises(ValueError, match="exceed the context window of 512"):
-        model.prefill([1] * (OPTIONS.context_window_size + 1))
+    model = native_model(smollm2_config, smollm2_weights, "q4f32_1", CompileOptions(32, 16))
+    with pytest.raises(ValueError, match="33 tokens exceed the context window of 32"):
+        model.prefill([1] * 33)
+    assert model.seq_len == 0  # refused before anything was cached
+    model.prefill([1] * 32)
+    with pytest.raises(ValueError, match="33 tokens exceed"):
+        model.decode_one_token(1)
