@@ -1,11 +1,16 @@
-"""Shared browser-test fixtures: Chromium with WebGPU (session-scoped) and a local HTTP server factory."""
+"""Shared browser-test fixtures: Chromium with WebGPU (session-scoped), a local HTTP server factory, and a
+directory holding the real compiled SmolLM2 bundle."""
 import contextlib
 
 import pytest
 from playwright.sync_api import sync_playwright
 
+from compile.bundle import Bundle, load_bundle
+from compile.pipeline import compile_bundle
 from e2e.browser import launch_webgpu_chromium
 from e2e.server import BackgroundServer
+
+SMOLLM2 = "smollm2-135m-instruct"
 
 
 @pytest.fixture(scope="session")
@@ -33,3 +38,16 @@ def serve():
     """serve(app) -> base URL of `app` running on a free 127.0.0.1 port until the session ends."""
     with contextlib.ExitStack() as stack:
         yield lambda app: stack.enter_context(BackgroundServer(app)).url
+
+
+@pytest.fixture(scope="session")
+def bundles_dir(tmp_path_factory):
+    """A bundles directory (as static_server serves) with SmolLM2 q4f32_1, compiled once per session (~15 s)."""
+    directory = tmp_path_factory.mktemp("bundles")
+    compile_bundle(SMOLLM2, output=directory / f"{SMOLLM2}-q4f32_1", opt_level="fast", report=lambda message: None)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def smollm2_q4_bundle(bundles_dir) -> Bundle:
+    return load_bundle(bundles_dir / f"{SMOLLM2}-q4f32_1")

@@ -8,7 +8,6 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
-from compile.pipeline import compile_bundle
 from models.quantization import q4f32_1_round_trip
 from models.reference import NumpyLlama
 
@@ -19,16 +18,10 @@ LOGITS_ATOL = 1e-2  # float32 sums in another order on the GPU: measured up to 3
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory):
-    out = tmp_path_factory.mktemp("bundles") / f"{MODEL}-q4f32_1"
-    return compile_bundle(MODEL, output=out, opt_level="fast", report=lambda message: None).bundle
-
-
-@pytest.fixture(scope="module")
-def runner_url(bundle, serve):
+def runner_url(smollm2_q4_bundle, serve):
     app = Starlette(routes=[
         Mount("/tvmjs", StaticFiles(directory=ROOT / "web/node_modules/@mlc-ai/web-runtime/lib")),
-        Mount("/bundle", StaticFiles(directory=bundle.path)),
+        Mount("/bundle", StaticFiles(directory=smollm2_q4_bundle.path)),
         Mount("/", StaticFiles(directory=Path(__file__).parent / "pages")),
     ])
     return serve(app)

@@ -1,0 +1,56 @@
+"""GPU schedules of our own, ahead of TVM's dlight rules.
+
+WebGPU without a GPU runs on SwiftShader, a CPU implementation where a workgroup barrier is very expensive.
+dlight's GEMV and Reduction rules reduce across the threads of a workgroup (one output row per workgroup,
+a shared-memory tree of barriers): measured there, a 3072x576 q4 matvec takes 132 ms that way and 13 ms with
+one output per thread and the reduction in registers. Real GPUs also run this shape fine: every output
+reads its own weight row once.
+"""
+from tvm import s_tir, tirx
+from tvm.s_tir.dlight.analysis import normalize_prim_func
+from tvm.s_tir.dlight.base import try_inline
+from tvm.s_tir.dlight.gpu.base import GPUScheduleRule
+from tvm.target import Target
+
+from models.quantization import ELEMS_PER_WORD
+
+THREADS_PER_WORKGROUP = 64
+
+
+class Q4MatmulPerThread(GPUScheduleRule):
+    """q4_matmul (quantization.py): each thread computes one output element; the reduction runs over one
+    packed word at a time, unrolled, so every shift is a constant; epilogues (residual add) fuse in."""
+
+    def apply(self, func: tirx.PrimFunc, target: Target, _: bool) -> s_tir.Schedule | None:
+        if not isinstance(func, tirx.PrimFunc) or not self.is_target_available(target):
+            return None
+        sch = s_tir.Schedule(func)
+        infos = normalize_prim_func(sch)
+        if infos is None:
+            return None
+        infos = try_inline(sch, infos)
+        reductions = [info for info in infos if info.is_reduction()]
+        if len(reductions) != 1 or not sch.get(reductions[0].block_rv).name_hint.startswith("q4_matmul"):
+            return None
+        matmul = reductions[0]
+        epilogues = [info.block_rv for info in infos if info is not matmul]
+
+        block = matmul.block_rv
+        kinds = matmul.dom_kind()
+        loops = sch.get_loops(block)
+        spatial = [loop for loop, kind in zip(loops, kinds) if kind == "S"]
+        (reduction,) = [loop for loop, kind in zip(loops, kinds) if kind == "R"]
+        # Accumulate in a register: the intermediate itself when an epilogue follows, else a local copy.
+        if epilogues:
+            sch.set_scope(block, 0, "local")
+        else:
+            epilogues = [sch.cache_write(block, 0, "local")]
+        workgroup, thread = sch.split(sch.fuse(*spatial), factors=[None, THREADS_PER_WORKGROUP])
+        sch.bind(workgroup, "blockIdx.x")
+        sch.bind(thread, "threadIdx.x")
+        _, within_word = sch.split(reduction, factors=[None, ELEMS_PER_WORD])
+        sch.unroll(within_word)
+        sch.decompose_reduction(block, sch.get_loops(block)[2])
+        for epilogue in epilogues:
+            sch.reverse_compute_at(epilogue, thread)
+        return sch
