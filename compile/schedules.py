@@ -15,11 +15,13 @@ from tvm.target import Target
 from models.quantization import ELEMS_PER_WORD
 
 THREADS_PER_WORKGROUP = 64
+TOKENS_PER_THREAD = 8  # prefill: each decoded weight serves this many tokens
 
 
 class Q4MatmulPerThread(GPUScheduleRule):
-    """q4_matmul (quantization.py): each thread computes one output element; the reduction runs over one
-    packed word at a time, unrolled, so every shift is a constant; epilogues (residual add) fuse in."""
+    """q4_matmul (quantization.py): each thread computes one output feature, for one token (decode) or for
+    a tile of tokens (prefill, so that each weight is dequantized once per tile); the reduction runs over
+    one packed word at a time, unrolled, so every shift is a constant; epilogues (residual add) fuse in."""
 
     def apply(self, func: tirx.PrimFunc, target: Target, _: bool) -> s_tir.Schedule | None:
         if not isinstance(func, tirx.PrimFunc) or not self.is_target_available(target):
@@ -45,12 +47,26 @@ class Q4MatmulPerThread(GPUScheduleRule):
             sch.set_scope(block, 0, "local")
         else:
             epilogues = [sch.cache_write(block, 0, "local")]
-        workgroup, thread = sch.split(sch.fuse(*spatial), factors=[None, THREADS_PER_WORKGROUP])
+        *token_loops, feature = spatial  # unit loops (decode's single token) may have been dropped
+        tokens = sch.fuse(*token_loops) if token_loops else sch.add_unit_loop(block)
+        feature_group, thread = sch.split(feature, factors=[None, THREADS_PER_WORKGROUP])
+        words, within_word = sch.split(reduction, factors=[None, ELEMS_PER_WORD])
+        if isinstance(sch.get(tokens).extent, tirx.IntImm):  # decode: one token (or a fixed few)
+            sch.reorder(tokens, feature_group, thread, words, within_word)
+            workgroup = sch.fuse(tokens, feature_group)
+        else:
+            # No bounds predicate on the accumulation (a partial last tile computes a few unused rows:
+            # WebGPU clamps out-of-bounds reads) so the accumulators are a fixed TOKENS_PER_THREAD registers;
+            # the epilogue, which writes memory, keeps its predicate.
+            token_tile, token_in_tile = sch.split(tokens, factors=[None, TOKENS_PER_THREAD],
+                                                  disable_predication=True)
+            sch.reorder(token_tile, feature_group, thread, words, within_word, token_in_tile)
+            sch.unroll(token_in_tile)
+            workgroup = sch.fuse(token_tile, feature_group)
         sch.bind(workgroup, "blockIdx.x")
         sch.bind(thread, "threadIdx.x")
-        _, within_word = sch.split(reduction, factors=[None, ELEMS_PER_WORD])
         sch.unroll(within_word)
-        sch.decompose_reduction(block, sch.get_loops(block)[2])
+        sch.decompose_reduction(block, words)
         for epilogue in epilogues:
             sch.reverse_compute_at(epilogue, thread)
         return sch
