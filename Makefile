@@ -11,7 +11,7 @@ export OMP_NUM_THREADS := 1
 
 .PHONY: setup system-packages model run test clean
 
-setup: system-packages $(VENV)/.installed web/node_modules/.package-lock.json model
+setup: system-packages $(VENV)/.installed web/dist/.built model
 
 system-packages:
 	bash scripts/install-system-packages.sh
@@ -24,6 +24,11 @@ $(VENV)/.installed: pyproject.toml
 web/node_modules/.package-lock.json: web/package.json web/package-lock.json
 	npm ci --prefix web --no-audit --no-fund
 
+# The engine, its worker and the chat page, bundled for the browser (served under /static/).
+web/dist/.built: web/node_modules/.package-lock.json web/build.mjs $(shell find web/src -type f)
+	npm run --prefix web --silent build
+	touch $@
+
 model: $(VENV)/.installed
 	$(PY) -m models fetch $(DEFAULT_MODEL)
 
@@ -35,6 +40,7 @@ run: setup $(DEFAULT_BUNDLE)/manifest.json
 	$(PY) -m static_server --bundles bundles
 
 test: setup
+	npm test --prefix web
 	$(PY) -m pytest
 
 clean:

@@ -1,10 +1,11 @@
 """python -m static_server [--host 127.0.0.1] [--port 8000] [--bundles DIR]"""
 import argparse
+import sys
 from pathlib import Path
 
 import uvicorn
 
-from .app import DEFAULT_BUNDLES_DIR, create_app
+from .app import DEFAULT_ASSETS_DIR, DEFAULT_BUNDLES_DIR, PAGE_ASSETS, create_app
 
 
 def main() -> None:
@@ -14,6 +15,10 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--bundles", type=Path, default=DEFAULT_BUNDLES_DIR, help="directory of bundles")
     args = parser.parse_args()
+    missing = [name for name in PAGE_ASSETS if not (DEFAULT_ASSETS_DIR / name).is_file()]
+    if missing:
+        print(f"tabllm: warning: {', '.join(missing)} missing in {DEFAULT_ASSETS_DIR}; the chat page needs them: "
+              "run `npm run build --prefix web`", file=sys.stderr, flush=True)
     print(f"tabllm: open http://{args.host}:{args.port}/  (bundles from {args.bundles.resolve()})", flush=True)
     uvicorn.run(create_app(args.bundles), host=args.host, port=args.port, log_level="warning")
 

@@ -1,40 +1,133 @@
-"""ASGI app: the chat page and the bundles directory it offers.
+"""ASGI app: the chat page, the engine and page assets (web/dist) and the bundles of one directory.
 
-The page is a placeholder until the in-browser engine lands; it already lists the bundles the server has.
+Routes
+  GET /                              the chat page, listing the bundles on offer
+  GET /api/bundles                   JSON list of the bundles (id, model, quantization, context window, ...)
+  GET /bundles/<bundle id>/<file>    a file of a bundle: Range, ETag/304, cached as immutable
+  GET /static/<file>                 web/dist: engine.js, worker.js, chat.js, chat.css and source maps
+Errors are JSON: {"error": {"message", "type", "code"}}. The server never writes to the bundles directory.
 """
+import os
+import stat
 from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from compile.bundle import MANIFEST, Bundle, BundleError, load_bundle
+from .bundles import BundleDirectory
+from .headers import JsonAndJsGZipMiddleware, SecurityHeadersMiddleware
 
 DEFAULT_BUNDLES_DIR = Path("bundles")
+DEFAULT_ASSETS_DIR = Path(__file__).resolve().parent.parent / "web" / "dist"
+# What `npm run build --prefix web` puts in web/dist and the page needs.
+PAGE_ASSETS = ("chat.js", "chat.css", "engine.js", "worker.js")
+
+# A bundle's URL holds its id, a hash of every file's content: a URL never changes meaning.
+IMMUTABLE = "public, max-age=31536000, immutable"
+# The page and web/dist change with each build under the same URL: always revalidate (cheap 304s).
+REVALIDATE = "no-cache"
+
+MEDIA_TYPES = {
+    ".wasm": "application/wasm",
+    ".js": "text/javascript; charset=utf-8",
+    ".json": "application/json",
+    ".map": "application/json",
+    ".css": "text/css; charset=utf-8",
+    ".bin": "application/octet-stream",
+    ".txt": "text/plain; charset=utf-8",
+}
 
 
-def find_bundles(bundles_dir: Path) -> list[Bundle]:
-    """Complete bundles only: a bundle's manifest is written last, and unfinished writes are dot-named."""
-    if not bundles_dir.is_dir():
-        return []
-    bundles = []
-    for path in sorted(bundles_dir.iterdir()):
-        if path.name.startswith(".") or not (path / MANIFEST).is_file():
-            continue
-        try:
-            bundles.append(load_bundle(path))
-        except BundleError:
-            continue  # unreadable manifest: not offered
-    return bundles
-
-
-def create_app(bundles_dir: Path = DEFAULT_BUNDLES_DIR) -> Starlette:
+def create_app(bundles_dir: Path = DEFAULT_BUNDLES_DIR, assets_dir: Path = DEFAULT_ASSETS_DIR) -> Starlette:
+    bundles = BundleDirectory(bundles_dir)
+    assets_dir = Path(assets_dir)
     templates = Environment(loader=PackageLoader("static_server"), autoescape=select_autoescape())
 
     async def index(request: Request) -> HTMLResponse:
-        page = templates.get_template("index.html").render(bundles=find_bundles(bundles_dir))
-        return HTMLResponse(page)
+        page = templates.get_template("index.html").render(
+            bundles=bundles.offered(),
+            missing_assets=[name for name in PAGE_ASSETS if not (assets_dir / name).is_file()],
+        )
+        return HTMLResponse(page, headers={"Cache-Control": REVALIDATE})
 
-    return Starlette(routes=[Route("/", index)])
+    async def list_bundles(request: Request) -> JSONResponse:
+        return JSONResponse([offered.summary() for offered in bundles.offered()],
+                            headers={"Cache-Control": REVALIDATE})
+
+    async def bundle_file(request: Request) -> Response:
+        bundle_id, name = request.path_params["bundle_id"], request.path_params["name"]
+        check_plain_file_name(name)
+        offered = bundles.find(bundle_id)
+        if offered is None:
+            raise ApiError(404, "bundle_not_found",
+                           f"no bundle with id {bundle_id!r} on this server; GET /api/bundles lists the bundles")
+        if name not in offered.files():
+            raise ApiError(404, "file_not_found", f"bundle {bundle_id} has no file {name!r}")
+        sha256 = offered.sha256(name)
+        if sha256 is None:  # the manifest itself: holds a build timestamp, so not covered by the id
+            return file_response(request, offered.bundle.path / name, cache_control=REVALIDATE)
+        return file_response(request, offered.bundle.path / name, cache_control=IMMUTABLE, etag=f'"{sha256}"')
+
+    async def static_file(request: Request) -> Response:
+        name = request.path_params["name"]
+        check_plain_file_name(name)
+        return file_response(request, assets_dir / name, cache_control=REVALIDATE)
+
+    return Starlette(
+        routes=[
+            Route("/", index),
+            Route("/api/bundles", list_bundles),
+            Route("/bundles/{bundle_id}/{name:path}", bundle_file),
+            Route("/static/{name:path}", static_file),
+        ],
+        middleware=[Middleware(SecurityHeadersMiddleware), Middleware(JsonAndJsGZipMiddleware)],
+        exception_handlers={HTTPException: json_error},
+    )
+
+
+class ApiError(HTTPException):
+    def __init__(self, status_code: int, code: str, message: str):
+        super().__init__(status_code, detail=message)
+        self.code = code
+
+
+async def json_error(request: Request, error: HTTPException) -> JSONResponse:
+    code = getattr(error, "code", None) or {404: "not_found", 405: "method_not_allowed"}.get(error.status_code)
+    body = {"error": {"message": error.detail, "type": "invalid_request_error", "code": code}}
+    return JSONResponse(body, status_code=error.status_code, headers=error.headers)
+
+
+def check_plain_file_name(name: str) -> None:
+    """Bundles and web/dist are flat: anything but a plain file name is an attempt to leave the directory."""
+    if not name or name != os.path.basename(name) or "\\" in name or "\0" in name or name.startswith("."):
+        raise ApiError(400, "invalid_path", f"{name!r} is not a plain file name; files are served by name only")
+
+
+def file_response(request: Request, path: Path, *, cache_control: str, etag: str | None = None) -> Response:
+    """The file with Range support (FileResponse), or 304 when the client's copy is current."""
+    try:
+        file_stat = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        file_stat = None
+    if file_stat is None or not stat.S_ISREG(file_stat.st_mode):
+        raise ApiError(404, "file_not_found", f"no file {path.name!r} here")
+    etag = etag or f'"{file_stat.st_mtime_ns:x}-{file_stat.st_size:x}"'
+    headers = {"ETag": etag, "Cache-Control": cache_control}
+    if etag_matches(request.headers.get("if-none-match"), etag):
+        return Response(status_code=304, headers=headers)
+    media_type = MEDIA_TYPES.get(path.suffix, "application/octet-stream")
+    return FileResponse(path, headers=headers, media_type=media_type, stat_result=file_stat)
+
+
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """If-None-Match uses the weak comparison: W/"x" matches "x" (RFC 9110 13.1.2)."""
+    if not if_none_match:
+        return False
+    if if_none_match.strip() == "*":
+        return True
+    return any(tag.strip().removeprefix("W/") == etag for tag in if_none_match.split(","))

@@ -8,6 +8,10 @@ const entryPoints = {
   chat: "src/page/chat.js",
 };
 
+// tvmjs and web-tokenizers carry Node.js code paths (taken only when running under Node) that require
+// these modules; in the browser they are never loaded, so they stay out of the bundle.
+const nodeOnlyModules = ["fs", "path", "perf_hooks", "ws", "url", "module", "crypto"];
+
 await build({
   entryPoints,
   outdir: "dist",
@@ -15,5 +19,6 @@ await build({
   format: "esm",
   target: "es2022",
   sourcemap: true,
+  external: nodeOnlyModules,
   logLevel: "info",
 });

@@ -1,0 +1,30 @@
+// Numbers as the page shows them.
+
+export function formatMegabytes(bytes) {
+  return `${(bytes / 1e6).toFixed(1)} MB`;
+}
+
+// "12.3 MB of 92.9 MB (13%)"; floor, so 100% means done.
+export function formatProgress(loadedBytes, totalBytes, fraction) {
+  const percent = Math.floor(Math.min(Math.max(fraction, 0), 1) * 100);
+  if (!totalBytes) return `${percent}%`;
+  return `${formatMegabytes(loadedBytes)} of ${formatMegabytes(totalBytes)} (${percent}%)`;
+}
+
+function formatRate(tokensPerSecond) {
+  return tokensPerSecond >= 10 ? tokensPerSecond.toFixed(0) : tokensPerSecond.toFixed(2);
+}
+
+// The stats line under an answer, from the usage of the stream's last chunk. The timings sit in
+// `usage.extra` (as WebLLM reports them) or at the top of `usage`.
+export function formatStats(usage, finishReason) {
+  const timings = usage.extra ?? usage;
+  const parts = [
+    `first token ${timings.time_to_first_token_s.toFixed(2)} s`,
+    `prefill ${formatRate(timings.prefill_tokens_per_s)} tok/s`,
+    `decode ${formatRate(timings.decode_tokens_per_s)} tok/s`,
+    `${usage.prompt_tokens} prompt + ${usage.completion_tokens} answer tokens`,
+  ];
+  if (finishReason === "length") parts.push("stopped at max tokens");
+  return parts.join(" · ");
+}
