@@ -31,7 +31,7 @@ let releaseLoad = () => {};
 control.releaseLoad = () => releaseLoad();
 
 class EngineError extends Error {
-  constructor(message, code) { super(message); this.error = { message, type: "invalid_request_error", param: null, code }; }
+  constructor(message, code) { super(message); this.code = code; this.body = { message, type: "invalid_request_error", param: null, code }; }
 }
 
 export async function createEngine() {

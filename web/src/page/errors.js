@@ -27,9 +27,9 @@ export function webgpuMissingMessage(problem) {
     "enabled. If WebGPU is turned off in the browser's settings or flags, turn it on and reload.";
 }
 
-// The engine's errors carry an OpenAI-shaped body; its `code` says what failed.
+// The engine's errors carry an OpenAI-shaped body; its `code` (also on the error itself) says what failed.
 function errorCode(error) {
-  return error?.error?.code ?? error?.code;
+  return error?.code;
 }
 
 export function loadFailedMessage(error, modelName) {

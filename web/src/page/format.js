@@ -15,10 +15,10 @@ function formatRate(tokensPerSecond) {
   return tokensPerSecond >= 10 ? tokensPerSecond.toFixed(0) : tokensPerSecond.toFixed(2);
 }
 
-// The stats line under an answer, from the usage of the stream's last chunk. The timings sit in
-// `usage.extra` (as WebLLM reports them) or at the top of `usage`.
+// The stats line under an answer, from the usage of the stream's last chunk (timings in `usage.extra`,
+// as WebLLM reports them).
 export function formatStats(usage, finishReason) {
-  const timings = usage.extra ?? usage;
+  const timings = usage.extra;
   const parts = [
     `first token ${timings.time_to_first_token_s.toFixed(2)} s`,
     `prefill ${formatRate(timings.prefill_tokens_per_s)} tok/s`,

@@ -1,0 +1,296 @@
+"""The in-browser engine (web/dist/engine.js + worker.js) in headless Chromium on WebGPU: loading a real SmolLM2
+q4f32_1 bundle with verified caching, a greedy chat answer equal to the numpy reference's tokens, streaming,
+KV reuse across turns, cancellation, and OpenAI-shaped errors.
+
+SwiftShader prefills at a few tokens per second and decodes at ~0.2 tokens/s, so one engine (and its KV cache) is
+shared by the whole module, in order, and generations stay short. Timings are printed (run with -s), not asserted.
+"""
+import json
+from pathlib import Path
+
+import pytest
+from starlette.applications import Starlette
+from starlette.routing import Mount
+from starlette.staticfiles import StaticFiles
+
+from e2e.browser import chromium_path
+
+ROOT = Path(__file__).resolve().parent.parent
+DIST = ROOT / "web" / "dist"
+STEP_TIMEOUT_MS = 300_000  # one prefill of the 37-token prompt takes ~100 s on SwiftShader
+
+
+class RequestLog:
+    """ASGI middleware recording the paths the browser fetched under /bundles/ (worker requests included)."""
+
+    def __init__(self, app):
+        self.app, self.paths = app, []
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["path"].startswith("/bundles/"):
+            self.paths.append(scope["path"])
+        await self.app(scope, receive, send)
+
+    def take(self) -> list[str]:
+        paths, self.paths = self.paths, []
+        return sorted(paths)
+
+
+@pytest.fixture(scope="module")
+def site(smollm2_q4_bundle, serve):
+    for name in ("engine.js", "worker.js"):
+        assert (DIST / name).is_file(), f"{DIST / name} missing: build the web assets (cd web && npm run build)"
+    log = RequestLog(Starlette(routes=[
+        Mount("/static", StaticFiles(directory=DIST)),
+        Mount(f"/bundles/{smollm2_q4_bundle.bundle_id}", StaticFiles(directory=smollm2_q4_bundle.path)),
+        Mount("/", StaticFiles(directory=Path(__file__).parent / "pages")),
+    ]))
+    return serve(log), log
+
+
+@pytest.fixture(scope="module")
+def engine_page(webgpu_browser, site):
+    """One page whose `window.engine` is created once and shared by the tests of this module, in order."""
+    url, _ = site
+    context = webgpu_browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(STEP_TIMEOUT_MS)
+    page.on("console", lambda m: print(f"[console.{m.type}] {m.text}") if m.type in ("error", "warning") else None)
+    page.on("pageerror", lambda e: print(f"[pageerror] {e}"))
+    page.goto(f"{url}/engine_page.html")
+    page.wait_for_function("window.engineReady === true")
+    page.evaluate("async () => { window.engine = await window.engineModule.createEngine(); }")
+    yield page
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def bundle_url(smollm2_q4_bundle):
+    return f"/bundles/{smollm2_q4_bundle.bundle_id}/"
+
+
+def error_of(page, script: str, arg=None) -> dict:
+    """Run `script` (an async function expected to throw) and return the thrown error's class and body."""
+    return page.evaluate(f"""async (arg) => {{
+        try {{ await ({script})(arg); }} catch (e) {{
+            return {{name: e.name, isError: e instanceof Error, isEngineError: e instanceof window.engineModule.EngineError,
+                     body: e.body}};
+        }}
+        return null;
+    }}""", arg)
+
+
+LOAD = """async (url) => {
+    const events = [];
+    const start = performance.now();
+    const info = await window.engine.load(url, {onProgress: (p) => events.push(p)});
+    return {info, events, seconds: (performance.now() - start) / 1000, device: window.engine.device};
+}"""
+
+STREAM = """async (request) => {
+    const chunks = [];
+    for await (const chunk of await window.engine.chat.completions.create({...request, stream: true})) chunks.push(chunk);
+    return chunks;
+}"""
+
+
+def test_cold_load_fetches_and_verifies_every_file_once(engine_page, site, smollm2_q4_bundle, bundle_url):
+    _, log = site
+    result = engine_page.evaluate(LOAD, bundle_url)
+    manifest = smollm2_q4_bundle.manifest
+    print(f"\ncold load: {result['seconds']:.1f} s ({smollm2_q4_bundle.total_bytes / 1e6:.1f} MB)")
+
+    info = result["info"]
+    assert result["device"] == "webgpu"
+    assert info["bundleId"] == smollm2_q4_bundle.bundle_id
+    assert info["model"] == "smollm2-135m-instruct-q4f32_1"
+    assert (info["contextWindowSize"], info["vocabSize"]) == (4096, 49152)
+    assert info["adapter"]["architecture"] == "swiftshader"
+
+    prefix = f"/bundles/{smollm2_q4_bundle.bundle_id}/"
+    assert log.take() == sorted([prefix + "manifest.json"] + [prefix + f["path"] for f in manifest["files"]])
+
+    events = result["events"]
+    stages = [e["stage"] for e in events]
+    assert stages[0] == "manifest" and stages[-1] == "ready" and "compile" in stages and "cache" not in stages
+    fractions = [e["fraction"] for e in events]
+    assert fractions == sorted(fractions) and fractions[-1] == 1
+    downloads = [e for e in events if e["stage"] == "download"]
+    assert len(downloads) > len(manifest["files"])  # byte progress within files, not just per file
+    assert downloads[-1]["loadedBytes"] == downloads[-1]["totalBytes"] == smollm2_q4_bundle.total_bytes
+    assert all(isinstance(e["text"], str) and e["text"] for e in events)
+
+
+def test_prompt_building_gives_the_reference_prompt_ids(engine_page, smollm2_greedy_case):
+    ids = engine_page.evaluate("(messages) => window.engine.promptIds(messages)", smollm2_greedy_case["messages"])
+    assert ids == smollm2_greedy_case["prompt_ids"]
+
+
+def test_greedy_streamed_answer_matches_the_reference(engine_page, smollm2_greedy_case, smollm2_tokenizer):
+    case = smollm2_greedy_case
+    answer_ids = case["greedy_ids"][:-1]  # the reference stops with <|im_end|> (id 2): counted, not emitted
+    chunks = engine_page.evaluate(STREAM, {
+        "messages": case["messages"], "temperature": 0, "max_tokens": len(case["greedy_ids"]),
+        "stream_options": {"include_usage": True},
+    })
+    content = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
+    assert content == smollm2_tokenizer.decode(answer_ids) == "The capital of France is Paris."
+
+    assert len({c["id"] for c in chunks}) == 1 and all(c["object"] == "chat.completion.chunk" for c in chunks)
+    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    assert chunks[-2]["choices"][0] == {"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}
+    usage = chunks[-1]["usage"]
+    assert chunks[-1]["choices"] == []
+    assert (usage["prompt_tokens"], usage["completion_tokens"]) == (len(case["prompt_ids"]), len(case["greedy_ids"]))
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+    assert usage["prompt_tokens_details"]["cached_tokens"] == 0
+    extra = usage["extra"]
+    print(f"\nfirst turn ({usage['prompt_tokens']} prompt tokens): time to first token {extra['time_to_first_token_s']:.1f} s, "
+          f"prefill {extra['prefill_tokens_per_s']:.2f} tok/s, decode {extra['decode_tokens_per_s']:.2f} tok/s")
+    assert extra["prefill_tokens"] == len(case["prompt_ids"])
+    assert extra["time_to_first_token_s"] > 0 and extra["prefill_tokens_per_s"] > 0 and extra["decode_tokens_per_s"] > 0
+
+
+def test_a_second_turn_prefills_only_its_new_tokens(engine_page, smollm2_greedy_case):
+    case = smollm2_greedy_case
+    messages = case["messages"] + [{"role": "assistant", "content": "The capital of France is Paris."},
+                                   {"role": "user", "content": "And Italy?"}]
+    completion = engine_page.evaluate("(r) => window.engine.chat.completions.create(r)",
+                                      {"messages": messages, "temperature": 0, "max_completion_tokens": 1})
+    usage = completion["usage"]
+    # the KV cache holds the first prompt and the answer tokens fed back by decode (all but the last, <|im_end|>)
+    held = len(case["prompt_ids"]) + len(case["greedy_ids"]) - 1
+    print(f"\nsecond turn: {usage['prompt_tokens']} prompt tokens, {usage['prompt_tokens_details']['cached_tokens']} "
+          f"from the KV cache, {usage['extra']['prefill_tokens']} prefilled; "
+          f"time to first token {usage['extra']['time_to_first_token_s']:.1f} s")
+    assert usage["prompt_tokens_details"]["cached_tokens"] == held
+    assert usage["extra"]["prefill_tokens"] == usage["prompt_tokens"] - held
+    assert completion["object"] == "chat.completion"
+    assert completion["choices"][0]["finish_reason"] == "length"
+    assert completion["choices"][0]["message"]["role"] == "assistant" and completion["choices"][0]["message"]["content"]
+
+
+def test_abort_signal_and_interrupt_end_generation_and_the_engine_stays_usable(engine_page, smollm2_greedy_case):
+    result = engine_page.evaluate("""async (messages) => {
+        const engine = window.engine;
+        const request = {messages, temperature: 0, max_tokens: 8, stream: true};
+        const controller = new AbortController();
+        const aborted = [];
+        for await (const chunk of await engine.chat.completions.create({...request, signal: controller.signal})) {
+            aborted.push(chunk);
+            if (chunk.choices[0].delta.content) controller.abort();
+        }
+        const interrupted = [];
+        for await (const chunk of await engine.chat.completions.create(request)) {
+            interrupted.push(chunk);
+            if (chunk.choices[0].delta.content) engine.interrupt();
+        }
+        const after = await engine.chat.completions.create({messages, temperature: 0, max_tokens: 1});
+        return {aborted, interrupted, after};
+    }""", smollm2_greedy_case["messages"])
+    for chunks in (result["aborted"], result["interrupted"]):
+        assert chunks[-1]["choices"][0]["finish_reason"] == "abort"
+        assert not any("usage" in c for c in chunks)  # no stream_options.include_usage: no usage chunk
+        text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks)
+        assert "The capital of France is Paris.".startswith(text) and len(text) < len("The capital of France is Paris.")
+    after = result["after"]
+    assert after["choices"][0]["message"]["content"] == "The"
+    assert after["choices"][0]["finish_reason"] == "length"
+
+
+def test_seed_stop_and_logit_bias_act_on_the_real_model(engine_page, smollm2_greedy_case):
+    result = engine_page.evaluate("""async (messages) => {
+        const create = (extra) => window.engine.chat.completions.create({messages, max_tokens: 4, ...extra});
+        const sampled = {temperature: 1.5, top_p: 0.95, seed: 1234};
+        return {
+            first: await create(sampled), again: await create(sampled),
+            stopped: await create({temperature: 0, max_tokens: 8, stop: [" of Fr", "zzz"]}),
+            banned: await create({temperature: 0, max_tokens: 1, logit_bias: {"504": -100}}),
+        };
+    }""", smollm2_greedy_case["messages"])
+    content = {name: c["choices"][0]["message"]["content"] for name, c in result.items()}
+    assert content["first"] == content["again"]  # same seed, same request: same output
+    assert (content["stopped"], result["stopped"]["choices"][0]["finish_reason"]) == ("The capital", "stop")
+    assert content["banned"] and not content["banned"].startswith("The")  # 504 is "The", the greedy first token
+
+
+def test_invalid_requests_and_missing_models_give_openai_shaped_errors(engine_page, smollm2_greedy_case):
+    messages = smollm2_greedy_case["messages"]
+    n2 = error_of(engine_page, "(m) => window.engine.chat.completions.create({messages: m, n: 2})", messages)
+    assert n2["name"] == "InvalidRequestError" and n2["isError"] and n2["isEngineError"]
+    assert n2["body"]["param"] == "n" and n2["body"]["type"] == "invalid_request_error"
+
+    bad_p = error_of(engine_page, "(m) => window.engine.chat.completions.create({messages: m, top_p: 3})", messages)
+    assert bad_p["body"]["param"] == "top_p"
+
+    too_long = error_of(engine_page, "(m) => window.engine.chat.completions.create({messages: m, stream: true})",
+                        [{"role": "user", "content": "Paris and Rome. " * 1500}])
+    assert too_long["name"] == "ContextLengthExceededError"
+    assert too_long["body"]["code"] == "context_length_exceeded" and "4096" in too_long["body"]["message"]
+
+    not_loaded = error_of(engine_page, """async (m) => {
+        const fresh = await window.engineModule.createEngine();
+        await fresh.chat.completions.create({messages: m});
+    }""", messages)
+    assert not_loaded["name"] == "ModelNotLoadedError" and not_loaded["body"]["code"] == "model_not_loaded"
+
+    missing = error_of(engine_page, """async () => {
+        const fresh = await window.engineModule.createEngine();
+        await fresh.load("/bundles/0000000000000000/");
+    }""")
+    assert missing["name"] == "BundleError" and missing["body"]["code"] == "bundle_fetch_failed"
+    assert "HTTP 404" in missing["body"]["message"]
+
+
+def test_no_webgpu_adapter_is_a_clear_error(webgpu_browser, site, bundle_url):
+    """Chromium without the SwiftShader WebGPU flags (as on a machine with no usable GPU) has no adapter."""
+    url, _ = site
+    browser = webgpu_browser.browser_type.launch(executable_path=chromium_path(), args=["--no-sandbox"], headless=True)
+    try:
+        page = browser.new_page()
+        page.goto(f"{url}/engine_page.html")
+        page.wait_for_function("window.engineReady === true")
+        error = page.evaluate("""async (url) => {
+            try { await (await window.engineModule.createEngine()).load(url); } catch (e) { return {name: e.name, body: e.body}; }
+            return null;
+        }""", bundle_url)
+    finally:
+        browser.close()
+    print(f"\nwithout WebGPU: {error}")
+    assert error["name"] == "WebGPUUnavailableError" and error["body"]["code"] == "webgpu_unavailable"
+    assert "WebGPU" in error["body"]["message"]
+
+
+def test_warm_load_makes_no_request_and_a_corrupt_cached_file_is_fetched_again(engine_page, site, smollm2_q4_bundle,
+                                                                               bundle_url):
+    _, log = site
+    log.take()
+    warm = engine_page.evaluate(LOAD, bundle_url)
+    print(f"\nwarm load: {warm['seconds']:.1f} s")
+    assert log.take() == []
+    assert {e["stage"] for e in warm["events"]} == {"manifest", "cache", "compile", "ready"}
+
+    shard = "params_shard_2.bin"
+    engine_page.evaluate("""async ({id, url}) => {
+        const cache = await caches.open(`tabllm-bundle-${id}`);
+        const key = new URL(url, location.href).href;
+        const bytes = new Uint8Array(await (await cache.match(key)).arrayBuffer());
+        bytes[12345] ^= 0xff;  // one flipped byte
+        await cache.put(key, new Response(bytes));
+    }""", {"id": smollm2_q4_bundle.bundle_id, "url": bundle_url + shard})
+    repaired = engine_page.evaluate(LOAD, bundle_url)
+    assert log.take() == [bundle_url + shard]
+    assert repaired["info"]["bundleId"] == smollm2_q4_bundle.bundle_id
+
+    # the reloaded model (its weights re-read, one shard re-fetched) answers like the first one
+    completion = engine_page.evaluate("(r) => window.engine.chat.completions.create(r)", {
+        "messages": [{"role": "system", "content": ""}, {"role": "user", "content": "Hi"}], "temperature": 0,
+        "max_tokens": 1})
+    assert completion["usage"]["prompt_tokens_details"]["cached_tokens"] == 0
+    assert completion["choices"][0]["finish_reason"] == "length"
+
+    engine_page.evaluate("() => window.engine.unload()")
+    assert engine_page.evaluate("() => window.engine.device") is None
+    gone = error_of(engine_page, "(m) => window.engine.chat.completions.create({messages: m})",
+                    [{"role": "user", "content": "Hi"}])
+    assert gone["name"] == "ModelNotLoadedError"

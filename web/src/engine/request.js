@@ -1,0 +1,151 @@
+// Validation of chat.completions.create() requests: every check names the offending parameter (OpenAI's
+// `param`), and the result is a normalized request the worker can trust. Runs on the page, before anything is
+// sent to the worker, so argument errors are thrown at once.
+import { InvalidRequestError } from "./errors.js";
+
+const ROLES = new Set(["system", "user", "assistant"]);
+const MAX_STOP_STRINGS = 4; // as OpenAI
+const KNOWN = new Set([
+  "messages", "model", "max_tokens", "max_completion_tokens", "temperature", "top_p", "seed", "stop",
+  "frequency_penalty", "presence_penalty", "logit_bias", "n", "stream", "stream_options", "signal",
+]);
+
+/**
+ * @typedef {{role: "system" | "user" | "assistant", content: string}} ChatMessage
+ * @typedef {{
+ *   messages: ChatMessage[], maxTokens: number | null, temperature: number, topP: number, seed: number | null,
+ *   stop: string[], frequencyPenalty: number, presencePenalty: number, logitBias: Array<[number, number]>,
+ *   stream: boolean, includeUsage: boolean,
+ * }} NormalizedRequest
+ * @typedef {{vocabSize: number, temperature: number, topP: number}} ModelLimits  the loaded model's vocabulary
+ *   size and its default sampling parameters (from mlc-chat-config.json), used where the request gives none
+ */
+
+/**
+ * @param {any} request an OpenAI ChatCompletionCreateParams object (plus `signal`)
+ * @param {ModelLimits} model
+ * @returns {NormalizedRequest}
+ */
+export function validateChatRequest(request, model) {
+  if (request === null || typeof request !== "object" || Array.isArray(request)) {
+    throw new InvalidRequestError("The request must be an object", null);
+  }
+  for (const key of Object.keys(request)) {
+    if (!KNOWN.has(key)) throw new InvalidRequestError(`Unsupported parameter: '${key}'`, key, "unsupported_parameter");
+  }
+  const given = (key) => request[key] !== undefined && request[key] !== null;
+  if (given("n") && request.n !== 1) {
+    throw new InvalidRequestError(`n=${JSON.stringify(request.n)} is not supported: this engine generates one choice (n=1)`,
+      "n", "unsupported_value");
+  }
+  if (given("model") && typeof request.model !== "string") throw new InvalidRequestError("model must be a string", "model");
+  if (given("max_tokens") && given("max_completion_tokens") && request.max_tokens !== request.max_completion_tokens) {
+    throw new InvalidRequestError("Give max_completion_tokens or max_tokens (deprecated), not two different values",
+      "max_completion_tokens");
+  }
+  const maxTokensKey = given("max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
+  const stream = given("stream") ? boolean(request.stream, "stream") : false;
+  if (given("stream_options") && !stream) {
+    throw new InvalidRequestError("stream_options is only allowed when stream is true", "stream_options");
+  }
+  return {
+    messages: messages(request.messages),
+    maxTokens: given(maxTokensKey) ? integer(request[maxTokensKey], maxTokensKey, 1) : null,
+    temperature: given("temperature") ? number(request.temperature, "temperature", 0, 2) : model.temperature,
+    topP: given("top_p") ? number(request.top_p, "top_p", 0, 1) : model.topP,
+    seed: given("seed") ? integer(request.seed, "seed", Number.MIN_SAFE_INTEGER) : null,
+    stop: given("stop") ? stopStrings(request.stop) : [],
+    frequencyPenalty: given("frequency_penalty") ? number(request.frequency_penalty, "frequency_penalty", -2, 2) : 0,
+    presencePenalty: given("presence_penalty") ? number(request.presence_penalty, "presence_penalty", -2, 2) : 0,
+    logitBias: given("logit_bias") ? logitBias(request.logit_bias, model.vocabSize) : [],
+    stream,
+    includeUsage: given("stream_options") ? includeUsage(request.stream_options) : false,
+  };
+}
+
+/** @returns {ChatMessage[]} */
+function messages(value) {
+  if (!Array.isArray(value) || value.length === 0) {
+    throw new InvalidRequestError("messages must be a non-empty array of {role, content}", "messages",
+      value === undefined ? "missing_required_parameter" : "invalid_value");
+  }
+  return value.map((message, i) => {
+    const where = `messages[${i}]`;
+    if (message === null || typeof message !== "object") throw new InvalidRequestError(`${where} must be an object`, where);
+    if (!ROLES.has(message.role)) {
+      throw new InvalidRequestError(`${where}.role must be one of system, user, assistant (got ${JSON.stringify(message.role)})`,
+        `${where}.role`);
+    }
+    return { role: message.role, content: messageText(message.content, `${where}.content`) };
+  });
+}
+
+/** A string, or OpenAI content parts of type "text" (joined): the model reads text only. */
+function messageText(content, where) {
+  if (typeof content === "string") return content;
+  if (Array.isArray(content)) {
+    return content.map((part, j) => {
+      if (part?.type !== "text" || typeof part.text !== "string") {
+        throw new InvalidRequestError(`${where}[${j}] must be a {type: "text", text} part: this model reads text only`,
+          `${where}[${j}]`);
+      }
+      return part.text;
+    }).join("");
+  }
+  throw new InvalidRequestError(`${where} must be a string or an array of text parts`, where);
+}
+
+function stopStrings(value) {
+  const list = typeof value === "string" ? [value] : value;
+  if (!Array.isArray(list) || list.length > MAX_STOP_STRINGS || list.some((s) => typeof s !== "string" || s === "")) {
+    throw new InvalidRequestError(`stop must be a non-empty string or a list of at most ${MAX_STOP_STRINGS} of them`, "stop");
+  }
+  return list;
+}
+
+/** @returns {Array<[number, number]>} (token id, bias) pairs */
+function logitBias(value, vocabSize) {
+  if (typeof value !== "object" || Array.isArray(value)) {
+    throw new InvalidRequestError("logit_bias must be an object mapping token ids to biases", "logit_bias");
+  }
+  return Object.entries(value).map(([key, bias]) => {
+    const id = Number(key);
+    if (!/^\d+$/.test(key) || id >= vocabSize) {
+      throw new InvalidRequestError(`logit_bias: ${JSON.stringify(key)} is not a token id (0..${vocabSize - 1})`, "logit_bias");
+    }
+    return [id, number(bias, `logit_bias.${key}`, -100, 100)];
+  });
+}
+
+function includeUsage(value) {
+  if (typeof value !== "object" || Array.isArray(value)) {
+    throw new InvalidRequestError("stream_options must be an object", "stream_options");
+  }
+  for (const key of Object.keys(value)) {
+    if (key !== "include_usage") {
+      throw new InvalidRequestError(`Unsupported parameter: 'stream_options.${key}'`, `stream_options.${key}`,
+        "unsupported_parameter");
+    }
+  }
+  return value.include_usage === undefined ? false : boolean(value.include_usage, "stream_options.include_usage");
+}
+
+function number(value, param, min, max) {
+  if (typeof value !== "number" || !Number.isFinite(value) || value < min || value > max) {
+    throw new InvalidRequestError(`${param} must be a number from ${min} to ${max} (got ${JSON.stringify(value)})`, param);
+  }
+  return value;
+}
+
+function integer(value, param, min) {
+  if (!Number.isSafeInteger(value) || value < min) {
+    const range = min === Number.MIN_SAFE_INTEGER ? "a (safe) integer" : `an integer >= ${min}`;
+    throw new InvalidRequestError(`${param} must be ${range} (got ${JSON.stringify(value)})`, param);
+  }
+  return value;
+}
+
+function boolean(value, param) {
+  if (typeof value !== "boolean") throw new InvalidRequestError(`${param} must be true or false`, param);
+  return value;
+}

@@ -1,0 +1,156 @@
+// The engine's Web Worker: owns tvmjs, the WebGPU device, the model and its KV cache, and the tokenizer. Runs
+// one operation at a time (load, chat, unload) from a queue; aborts are seen between prefill chunks and decode
+// steps (each step awaits the GPU, so messages get through).
+//
+// In:  {op: "load", id, bundleUrl, pageUrl} | {op: "chat", id, request} | {op: "promptIds", id, messages}
+//      | {op: "unload", id}
+//      | {op: "abort", target} | {op: "interrupt"}
+// Out: {id, type: "progress", progress} | {id, type: "started"} | {id, type: "chunk", chunk}
+//      | {id, type: "result", value} | {id, type: "error", error}
+import { Tokenizer } from "./tokenizer.js";
+import { BundleStore } from "./bundle-store.js";
+import { completionMeta, contentChunk, usageChunk, usageOf } from "./completion.js";
+import { ContextLengthExceededError, EngineError, ModelNotLoadedError, toWire } from "./errors.js";
+import { generate } from "./generation.js";
+import { modelLibrary } from "./manifest.js";
+import { ChatTemplate } from "./prompt.js";
+import { seededRandom } from "./sampler.js";
+import { WebGPUModel, requestWebGPU } from "./webgpu-model.js";
+
+/** @type {null | {model: WebGPUModel, tokenizer: Tokenizer, template: ChatTemplate, info: any,
+ *                 stopTokenIds: Set<number>, stopStrings: string[]}} */
+let loaded = null;
+let queue = Promise.resolve();
+const pendingChats = new Set(); // ids of chats queued or running
+const aborted = new Set();
+
+const post = (message) => self.postMessage(message);
+
+self.onmessage = ({ data }) => {
+  switch (data.op) {
+    case "abort":
+      if (pendingChats.has(data.target)) aborted.add(data.target);
+      return;
+    case "interrupt":
+      interruptChats();
+      return;
+    case "load":
+    case "unload":
+      interruptChats(); // a running generation ends (finish_reason "abort") before the model goes away
+      enqueue(data.id, () => (data.op === "load" ? load(data) : unload()));
+      return;
+    case "chat":
+      pendingChats.add(data.id);
+      enqueue(data.id, () => chat(data));
+      return;
+    case "promptIds":
+      enqueue(data.id, async () => promptIdsOf(data.messages));
+      return;
+  }
+};
+
+function interruptChats() {
+  for (const id of pendingChats) aborted.add(id);
+}
+
+function enqueue(id, task) {
+  queue = queue.then(async () => {
+    try {
+      post({ id, type: "result", value: await task() });
+    } catch (error) {
+      if (!(error instanceof EngineError)) console.error(error); // unexpected: keep the stack for debugging
+      post({ id, type: "error", error: toWire(error) });
+    } finally {
+      pendingChats.delete(id);
+      aborted.delete(id);
+    }
+  });
+}
+
+async function load({ id, bundleUrl, pageUrl }) {
+  unload();
+  const started = performance.now();
+  const progress = (p) => post({ id, type: "progress", progress: p });
+  const gpu = await requestWebGPU();
+  try {
+    const store = await BundleStore.open(bundleUrl, pageUrl, progress);
+    const { manifest } = store;
+    const chatConfig = await store.readJson("mlc-chat-config.json");
+    const template = new ChatTemplate(await store.readJson("tokenizer_config.json"));
+    const tokenizer = await Tokenizer.fromJSON((await store.read("tokenizer.json")).buffer);
+    const tensorCache = await store.readJson("tensor-cache.json");
+    const library = await store.read(modelLibrary(manifest, "webgpu").path);
+    const compiling = () => progress({ stage: "compile", text: "Compiling WebGPU shaders", loadedBytes: store.loadedBytes,
+      totalBytes: store.totalBytes, fraction: store.loadedBytes / store.totalBytes });
+    const model = await WebGPUModel.load(gpu, library, tensorCache, (name) => store.read(name), compiling);
+    const conv = chatConfig.conv_template ?? {};
+    const info = {
+      bundleId: manifest.bundle_id,
+      model: `${manifest.model}-${manifest.quantization}`,
+      quantization: manifest.quantization,
+      device: "webgpu",
+      adapter: { vendor: gpu.adapterInfo?.vendor ?? "", architecture: gpu.adapterInfo?.architecture ?? "" },
+      contextWindowSize: model.contextWindowSize,
+      vocabSize: chatConfig.vocab_size,
+      temperature: chatConfig.temperature ?? 1,
+      topP: chatConfig.top_p ?? 1,
+      loadTimeS: (performance.now() - started) / 1000,
+    };
+    loaded = {
+      model, tokenizer, template, info,
+      stopTokenIds: new Set([chatConfig.eos_token_id ?? [], conv.stop_token_ids ?? []].flat()),
+      stopStrings: conv.stop_str ?? [],
+    };
+    progress({ stage: "ready", text: `Loaded ${info.model} in ${info.loadTimeS.toFixed(1)} s`,
+      loadedBytes: store.totalBytes, totalBytes: store.totalBytes, fraction: 1 });
+    return info;
+  } catch (error) {
+    gpu.device.destroy();
+    throw error;
+  }
+}
+
+function unload() {
+  if (!loaded) return null;
+  loaded.model.dispose();
+  loaded.tokenizer.dispose();
+  loaded = null;
+  return null;
+}
+
+/** @param {{id: number, request: import("./request.js").NormalizedRequest}} message */
+async function chat({ id, request }) {
+  if (!loaded) throw new ModelNotLoadedError();
+  const { model, tokenizer, info } = loaded;
+  const promptIds = promptIdsOf(request.messages);
+  const room = model.contextWindowSize - promptIds.length;
+  if (room < 1 || (request.maxTokens !== null && request.maxTokens > room)) {
+    throw new ContextLengthExceededError(`This model's context window is ${model.contextWindowSize} tokens; the `
+      + `messages take ${promptIds.length}${request.maxTokens === null ? "" : ` and max_tokens asks for ${request.maxTokens} more`}. `
+      + "Shorten the messages or lower max_tokens.");
+  }
+  post({ id, type: "started" });
+  const meta = completionMeta(info.model);
+  post({ id, type: "chunk", chunk: contentChunk(meta, { role: "assistant", content: "" }) });
+  const result = await generate({
+    model,
+    promptIds,
+    maxTokens: request.maxTokens ?? room,
+    sampling: request,
+    random: seededRandom(request.seed ?? crypto.getRandomValues(new Uint32Array(1))[0]),
+    stopTokenIds: loaded.stopTokenIds,
+    stopStrings: [...request.stop, ...loaded.stopStrings],
+    decodeText: (ids) => tokenizer.decode(Int32Array.from(ids)),
+    isAborted: () => aborted.has(id),
+    onText: (text) => post({ id, type: "chunk", chunk: contentChunk(meta, { content: text }) }),
+  });
+  post({ id, type: "chunk", chunk: contentChunk(meta, {}, result.finishReason) });
+  post({ id, type: "chunk", chunk: usageChunk(meta, usageOf(result)) });
+  return null;
+}
+
+/** The prompt token ids of a conversation: the chat template rendered, then tokenized. */
+function promptIdsOf(messages) {
+  if (!loaded) throw new ModelNotLoadedError();
+  return Array.from(loaded.tokenizer.encode(loaded.template.render(messages)));
+}

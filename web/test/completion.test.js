@@ -1,0 +1,36 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { collectCompletion, completionMeta, contentChunk, usageChunk, usageOf } from "../src/engine/completion.js";
+
+const RESULT = {
+  finishReason: "stop", promptTokens: 40, cachedTokens: 30, prefillTokens: 10, completionTokens: 5,
+  timeToFirstTokenS: 2, prefillS: 2, decodeS: 4, decodeSteps: 4,
+};
+
+test("usage: OpenAI fields, cached prompt tokens, timings", () => {
+  assert.deepEqual(usageOf(RESULT), {
+    prompt_tokens: 40, completion_tokens: 5, total_tokens: 45, prompt_tokens_details: { cached_tokens: 30 },
+    extra: { prefill_tokens: 10, time_to_first_token_s: 2, prefill_tokens_per_s: 5, decode_tokens_per_s: 1, e2e_latency_s: 6 },
+  });
+  assert.equal(usageOf({ ...RESULT, decodeS: 0, decodeSteps: 0 }).extra.decode_tokens_per_s, 0);
+});
+
+test("chunks and the completion collected from them have OpenAI's shape", () => {
+  const meta = completionMeta("m");
+  assert.match(meta.id, /^chatcmpl-/);
+  assert.ok(Number.isInteger(meta.created));
+  const chunks = [
+    contentChunk(meta, { role: "assistant", content: "" }), contentChunk(meta, { content: "Hel" }),
+    contentChunk(meta, { content: "lo" }), contentChunk(meta, {}, "length"), usageChunk(meta, usageOf(RESULT)),
+  ];
+  assert.deepEqual(chunks[1], {
+    id: meta.id, created: meta.created, model: "m", object: "chat.completion.chunk",
+    choices: [{ index: 0, delta: { content: "Hel" }, logprobs: null, finish_reason: null }],
+  });
+  assert.deepEqual(chunks[4].choices, []);
+  assert.deepEqual(collectCompletion(chunks), {
+    id: meta.id, object: "chat.completion", created: meta.created, model: "m",
+    choices: [{ index: 0, message: { role: "assistant", content: "Hello" }, logprobs: null, finish_reason: "length" }],
+    usage: usageOf(RESULT),
+  });
+});

@@ -1,0 +1,81 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { validateChatRequest } from "../src/engine/request.js";
+import { InvalidRequestError } from "../src/engine/errors.js";
+
+const MODEL = { vocabSize: 100, temperature: 0.2, topP: 0.9 };
+const messages = [{ role: "user", content: "Hi" }];
+const valid = (extra) => validateChatRequest({ messages, ...extra }, MODEL);
+
+function rejects(extra, param, code = "invalid_value") {
+  assert.throws(() => validateChatRequest(extra, MODEL), (error) => {
+    assert.ok(error instanceof InvalidRequestError, `${error}`);
+    assert.deepEqual({ param: error.param, code: error.code, type: error.type },
+      { param, code, type: "invalid_request_error" });
+    assert.equal(error.body.message, error.message);
+    return true;
+  });
+}
+
+test("defaults: model's sampling defaults, no limits, no stops, not streaming", () => {
+  assert.deepEqual(valid({}), {
+    messages, maxTokens: null, temperature: 0.2, topP: 0.9, seed: null, stop: [], frequencyPenalty: 0,
+    presencePenalty: 0, logitBias: [], stream: false, includeUsage: false,
+  });
+});
+
+test("every supported field is normalized", () => {
+  const r = valid({
+    model: "x", max_completion_tokens: 5, temperature: 0, top_p: 1, seed: -3, stop: "END", frequency_penalty: 1.5,
+    presence_penalty: -2, logit_bias: { 7: -100, 42: 3 }, n: 1, stream: true, stream_options: { include_usage: true },
+  });
+  assert.deepEqual(r, {
+    messages, maxTokens: 5, temperature: 0, topP: 1, seed: -3, stop: ["END"], frequencyPenalty: 1.5,
+    presencePenalty: -2, logitBias: [[7, -100], [42, 3]], stream: true, includeUsage: true,
+  });
+  assert.equal(valid({ max_tokens: 9 }).maxTokens, 9);
+  assert.equal(valid({ max_tokens: 9, max_completion_tokens: 9 }).maxTokens, 9);
+  assert.deepEqual(valid({ stop: ["a", "bc"] }).stop, ["a", "bc"]);
+  assert.equal(valid({ temperature: null, seed: null }).temperature, 0.2); // null means "not given", as OpenAI
+});
+
+test("multi-turn messages and text content parts", () => {
+  const r = validateChatRequest({ messages: [
+    { role: "system", content: "Be brief." }, { role: "user", content: [{ type: "text", text: "a" }, { type: "text", text: "b" }] },
+    { role: "assistant", content: "ok" }, { role: "user", content: "more" },
+  ] }, MODEL);
+  assert.deepEqual(r.messages.map((m) => m.content), ["Be brief.", "ab", "ok", "more"]);
+});
+
+test("invalid arguments name their parameter", () => {
+  rejects(null, null);
+  rejects({}, "messages", "missing_required_parameter");
+  rejects({ messages: [] }, "messages");
+  rejects({ messages: ["hi"] }, "messages[0]");
+  rejects({ messages: [{ role: "tool", content: "x" }] }, "messages[0].role");
+  rejects({ messages: [{ role: "user" }] }, "messages[0].content");
+  rejects({ messages: [{ role: "user", content: [{ type: "image_url" }] }] }, "messages[0].content[0]");
+  rejects({ messages, n: 2 }, "n", "unsupported_value");
+  rejects({ messages, temperature: 2.5 }, "temperature");
+  rejects({ messages, temperature: "1" }, "temperature");
+  rejects({ messages, top_p: -0.1 }, "top_p");
+  rejects({ messages, max_tokens: 0 }, "max_tokens");
+  rejects({ messages, max_completion_tokens: 1.5 }, "max_completion_tokens");
+  rejects({ messages, max_tokens: 3, max_completion_tokens: 4 }, "max_completion_tokens");
+  rejects({ messages, seed: 0.5 }, "seed");
+  rejects({ messages, stop: "" }, "stop");
+  rejects({ messages, stop: ["a", "b", "c", "d", "e"] }, "stop");
+  rejects({ messages, stop: [1] }, "stop");
+  rejects({ messages, frequency_penalty: 2.1 }, "frequency_penalty");
+  rejects({ messages, presence_penalty: -3 }, "presence_penalty");
+  rejects({ messages, logit_bias: { 100: 1 } }, "logit_bias"); // vocabulary is 0..99
+  rejects({ messages, logit_bias: { abc: 1 } }, "logit_bias");
+  rejects({ messages, logit_bias: { 5: 101 } }, "logit_bias.5");
+  rejects({ messages, stream: "yes" }, "stream");
+  rejects({ messages, stream_options: { include_usage: true } }, "stream_options");
+  rejects({ messages, stream: true, stream_options: { include_usage: 1 } }, "stream_options.include_usage");
+  rejects({ messages, stream: true, stream_options: { other: 1 } }, "stream_options.other", "unsupported_parameter");
+  rejects({ messages, model: 3 }, "model");
+  rejects({ messages, tools: [] }, "tools", "unsupported_parameter");
+  rejects({ messages, maxTokens: 3 }, "maxTokens", "unsupported_parameter");
+});
