@@ -4,13 +4,14 @@ from dataclasses import dataclass
 
 import tvm
 from tvm import relax as rx
+from tvm.relax.backend.cpu_generic import pipeline as cpu_generic
 from tvm.relax.backend.gpu_generic import pipeline as gpu_generic
 from tvm.s_tir import dlight as dl
 
 from compile.llama import CompileOptions, LlamaForCausalLM
 from compile.logits import add_logits_functions
 from compile.quantization import Quantization
-from compile.schedules import Q4MatmulPerThread
+from compile.schedules import Q4MatmulPerThread, Q4MatmulVectorized
 from models.llama import LlamaConfig
 
 NATIVE_CPU_HOST = {"kind": "llvm"}
@@ -98,8 +99,14 @@ def is_wasm(target: tvm.target.Target) -> bool:
     return str(host.attrs.get("mtriple", "")).startswith("wasm32")
 
 
-def _gpu_pipeline(target: tvm.target.Target) -> tvm.transform.Pass:
-    """TVM's generic GPU pipeline, with our schedules tried before dlight's."""
+def _pipeline(target: tvm.target.Target) -> tvm.transform.Pass:
+    """TVM's generic pipeline for the target's kind, with our schedules tried before dlight's (GPU)."""
+    if target.kind.name == "webgpu":
+        backend = gpu_generic
+        rules = [Q4MatmulPerThread(), dl.gpu.Matmul(), dl.gpu.GEMV(), dl.gpu.Reduction(), dl.gpu.GeneralReduction(),
+                 dl.gpu.Fallback()]
+    else:
+        backend, rules = cpu_generic, [Q4MatmulVectorized()]
 
     @tvm.transform.module_pass(opt_level=0)
     def pipeline(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
@@ -109,13 +116,12 @@ def _gpu_pipeline(target: tvm.target.Target) -> tvm.transform.Pass:
             rx.transform.FoldConstant(),
             rx.transform.FuseOps(),
             rx.transform.FuseTIR(),
-            dl.ApplyDefaultSchedule(Q4MatmulPerThread(), dl.gpu.Matmul(), dl.gpu.GEMV(), dl.gpu.Reduction(),
-                                    dl.gpu.GeneralReduction(), dl.gpu.Fallback()),
+            dl.ApplyDefaultSchedule(*rules),
         ]
         with target:
             return tvm.transform.Sequential(
-                gpu_generic.library_dispatch_passes(target) + legalize
-                + gpu_generic.dataflow_lower_passes(target) + gpu_generic.finalize_passes(target)
+                backend.library_dispatch_passes(target) + legalize
+                + backend.dataflow_lower_passes(target) + backend.finalize_passes(target)
             )(mod)
 
     return pipeline
@@ -125,5 +131,4 @@ def build(exported: ExportedModel) -> tvm.runtime.Executable:
     """Compile for the target the model was exported for. Browser libraries are system libs: tvmjs looks
     their functions up in the linked wasm instead of loading shared objects."""
     target = exported.target
-    pipeline = _gpu_pipeline(target) if target.kind.name == "webgpu" else "default"
-    return rx.build(exported.mod, target=target, system_lib=is_wasm(target), relax_pipeline=pipeline)
+    return rx.build(exported.mod, target=target, system_lib=is_wasm(target), relax_pipeline=_pipeline(target))

@@ -1,14 +1,18 @@
-"""GPU schedules of our own, ahead of TVM's dlight rules.
+"""Schedules of our own for the q4 matmuls (quantization.py), ahead of TVM's dlight rules.
 
-WebGPU without a GPU runs on SwiftShader, a CPU implementation where a workgroup barrier is very expensive.
-dlight's GEMV and Reduction rules reduce across the threads of a workgroup (one output row per workgroup,
-a shared-memory tree of barriers): measured there, a 3072x576 q4 matvec takes 132 ms that way and 13 ms with
-one output per thread and the reduction in registers. Real GPUs also run this shape fine: every output
-reads its own weight row once.
+GPU: WebGPU without a GPU runs on SwiftShader, a CPU implementation where a workgroup barrier is very
+expensive. dlight's GEMV and Reduction rules reduce across the threads of a workgroup (one output row per
+workgroup, a shared-memory tree of barriers): measured there, a 3072x576 q4 matvec takes 132 ms that way and
+13 ms with one output per thread and the reduction in registers. Real GPUs also run this shape fine: every
+output reads its own weight row once.
+
+CPU (native and wasm32): TVM's default CPU pipeline leaves the matmul as scalar loops; splitting the
+reduction by the 8 values of a packed word and keeping 8 partial sums lets LLVM vectorize the dequantize
+and the multiply-add: 1.73 ms -> 0.16 ms for the 3072x576 matvec on this machine (native).
 """
 from tvm import s_tir, tirx
-from tvm.s_tir.dlight.analysis import normalize_prim_func
-from tvm.s_tir.dlight.base import try_inline
+from tvm.s_tir.dlight.analysis import SBlockInfo, normalize_prim_func
+from tvm.s_tir.dlight.base import ScheduleRule, try_inline
 from tvm.s_tir.dlight.gpu.base import GPUScheduleRule
 from tvm.target import Target
 
@@ -16,6 +20,18 @@ from models.quantization import ELEMS_PER_WORD
 
 THREADS_PER_WORKGROUP = 64
 TOKENS_PER_THREAD = 8  # prefill: each decoded weight serves this many tokens
+
+
+def _q4_matmul(sch: s_tir.Schedule) -> tuple[SBlockInfo, list[SBlockInfo]] | None:
+    """The q4_matmul block of a function and the blocks after it (epilogues), with producers inlined."""
+    infos = normalize_prim_func(sch)
+    if infos is None:
+        return None
+    infos = try_inline(sch, infos)
+    reductions = [info for info in infos if info.is_reduction()]
+    if len(reductions) != 1 or not sch.get(reductions[0].block_rv).name_hint.startswith("q4_matmul"):
+        return None
+    return reductions[0], [info for info in infos if info is not reductions[0]]
 
 
 class Q4MatmulPerThread(GPUScheduleRule):
@@ -27,15 +43,11 @@ class Q4MatmulPerThread(GPUScheduleRule):
         if not isinstance(func, tirx.PrimFunc) or not self.is_target_available(target):
             return None
         sch = s_tir.Schedule(func)
-        infos = normalize_prim_func(sch)
-        if infos is None:
+        found = _q4_matmul(sch)
+        if found is None:
             return None
-        infos = try_inline(sch, infos)
-        reductions = [info for info in infos if info.is_reduction()]
-        if len(reductions) != 1 or not sch.get(reductions[0].block_rv).name_hint.startswith("q4_matmul"):
-            return None
-        matmul = reductions[0]
-        epilogues = [info.block_rv for info in infos if info is not matmul]
+        matmul, after = found
+        epilogues = [info.block_rv for info in after]
 
         block = matmul.block_rv
         kinds = matmul.dom_kind()
@@ -69,4 +81,26 @@ class Q4MatmulPerThread(GPUScheduleRule):
         sch.decompose_reduction(block, words)
         for epilogue in epilogues:
             sch.reverse_compute_at(epilogue, thread)
+        return sch
+
+
+class Q4MatmulVectorized(ScheduleRule):
+    """q4_matmul on a CPU: eight partial sums, one per position in a packed word, so that the dequantize and
+    multiply-add of a whole word run as SIMD lanes; the partial sums are added at the end."""
+
+    def apply(self, func: tirx.PrimFunc, target: Target, _: bool) -> s_tir.Schedule | None:
+        if not isinstance(func, tirx.PrimFunc):
+            return None
+        sch = s_tir.Schedule(func)
+        found = _q4_matmul(sch)
+        if found is None:
+            return None
+        matmul, _ = found
+        loops = sch.get_loops(matmul.block_rv)
+        (reduction,) = [loop for loop, kind in zip(loops, matmul.dom_kind()) if kind == "R"]
+        _, within_word = sch.split(reduction, factors=[None, ELEMS_PER_WORD])
+        partial_sums = sch.rfactor(within_word, factor_axis=0)
+        *_, words, lanes = sch.get_loops(partial_sums)
+        sch.vectorize(lanes)
+        sch.decompose_reduction(partial_sums, words)
         return sch
