@@ -1,117 +1,256 @@
-"""python -m bench [--model NAME] [--prompt-tokens N] [--decode-tokens N] [--json PATH]
+"""python -m bench [--model NAME] [--bundles DIR] [--decode-tokens N] [--json PATH]
 
-Measures the native CPU build of the compiled model (the same Relax module the browser gets, built for this
-machine's CPU) for each quantization, side by side with the numpy reference as the baseline, in one run:
-build time, prefill and decode tokens/s (median of runs) and the weight bytes each decoded token reads.
-Prints a table and writes JSON.
+One run, one table: the compiled model in the browser (the real server, headless Chromium with WebGPU, the
+q4f32_1 bundle) beside the native CPU build of the same Relax module for each quantization and the numpy
+reference as the baseline. Every engine answers the same fixed chat prompts with greedy decoding; each figure is
+the median over the prompts: time to first token, prefill and decode tokens/s. Also: load time (browser: cold
+in a fresh profile, then warm after a page reload; native: build + quantize), peak memory (browser: PSS of all
+Chromium processes; native: RSS of this Python process, which also holds the float32 weights it builds from),
+and the bytes of weights. Prints a table with the browser/native ratios and writes JSON.
 """
 import argparse
 import json
+import os
 import platform
 import statistics
+import subprocess
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from playwright.sync_api import sync_playwright
 from rich.console import Console
 from rich.table import Table
+from tokenizers import Tokenizer
 
 from compile.build import build, export_model, native_cpu_target
+from compile.bundle import load_bundle
 from compile.llama import CompileOptions, llama_params
 from compile.native import NativeModel
+from compile.pipeline import compile_bundle
 from compile.quantization import QUANTIZATIONS, get_quantization
+from e2e.browser import create_page_engine, launch_webgpu_chromium, open_engine_page
+from e2e.server import BackgroundServer
 from models.convert import load_fp32_model
 from models.fetch import resolve_gguf
 from models.reference import NumpyLlama
+from models.tokenizer import render_chat_template
+from static_server import create_app
 
-RUNS = 3
+ROOT = Path(__file__).resolve().parent.parent
+WEB_DIST = ROOT / "web" / "dist"
+BROWSER_QUANTIZATION = "q4f32_1"
+# Distinct system prompts: consecutive requests share only "<|im_start|>system\n" in the browser's KV cache.
+PROMPTS = [
+    [{"role": "system", "content": "Answer as a geography teacher."},
+     {"role": "user", "content": "What is the capital of France?"}],
+    [{"role": "system", "content": "Write like a poet."}, {"role": "user", "content": "Describe the sea at night."}],
+    [{"role": "system", "content": "Explain things simply."}, {"role": "user", "content": "How do plants make food?"}],
+]
 
 
 @dataclass
 class Result:
     engine: str
     quantization: str
-    build_s: float | None
+    load_cold_s: float | None
+    load_warm_s: float | None
+    time_to_first_token_s: float
     prefill_tokens_per_s: float
     decode_tokens_per_s: float
+    peak_memory_bytes: int
     weight_bytes: int
 
-    @property
-    def decode_gb_per_s(self) -> float:
-        """Every decoded token reads all weights once: the bandwidth that speed implies."""
-        return self.weight_bytes * self.decode_tokens_per_s / 1e9
+
+class PeakMemory:
+    """Samples, from a thread, the memory of processes chosen by `pids()` (PSS from /proc/PID/smaps_rollup:
+    shared pages counted once) and keeps the largest total seen."""
+
+    def __init__(self, pids):
+        self.pids, self.peak, self._stop = pids, 0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.wait(0.2):
+            self.peak = max(self.peak, sum(pss_bytes(pid) for pid in self.pids()))
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
 
 
-def measure(prefill, decode, prompt: list[int], decode_tokens: int) -> tuple[float, float]:
-    """Prefill the prompt on a fresh cache, then decode `decode_tokens` greedy tokens; median of `RUNS`."""
-    prefill_times, decode_times = [], []
-    for _ in range(RUNS):
+def pss_bytes(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        pass  # the process ended between listing and reading
+    return 0
+
+
+def chromium_pids() -> list[int]:
+    """Chromium processes started under this one (Playwright's driver launches them)."""
+    parent_of, exe_of = {}, {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent_of[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                exe_of[int(entry.name)] = os.readlink(entry / "exe")
+            except (FileNotFoundError, ProcessLookupError, PermissionError):
+                continue
+
+    def descends_from_us(pid):
+        while pid > 1:
+            pid = parent_of.get(pid, 0)
+            if pid == os.getpid():
+                return True
+        return False
+
+    return [pid for pid, exe in exe_of.items() if "chrom" in exe and descends_from_us(pid)]
+
+
+def prompt_ids(tokenizer: Tokenizer, tokenizer_config: dict, messages) -> list[int]:
+    text = render_chat_template(tokenizer_config, messages, add_generation_prompt=True)
+    return tokenizer.encode(text, add_special_tokens=False).ids
+
+
+def bench_browser(bundles_dir: Path, bundle, decode_tokens: int) -> Result:
+    """The real server and page in headless Chromium (WebGPU on whatever adapter it finds)."""
+    if not (WEB_DIST / "engine.js").is_file():
+        raise SystemExit(f"{WEB_DIST} is not built: run `make setup` (or `npm run build --prefix web`)")
+    load = """async (url) => {
+        const start = performance.now();
+        await window.engine.load(url, {device: "webgpu"});
+        return (performance.now() - start) / 1000;
+    }"""
+    bundle_url = f"/bundles/{bundle.bundle_id}/"
+    with BackgroundServer(create_app(bundles_dir, WEB_DIST)) as server, sync_playwright() as playwright, \
+            PeakMemory(chromium_pids) as memory:
+        browser = launch_webgpu_chromium(playwright.chromium)
+        page = open_engine_page(browser.new_context(), server.url)  # a fresh profile: an empty Cache API
+        cold = page.evaluate(load, bundle_url)
+        page.reload()  # a new engine: everything comes from the Cache API
+        create_page_engine(page)
+        warm = page.evaluate(load, bundle_url)
+        usages = [page.evaluate("(r) => window.engine.chat.completions.create(r)", {
+            "messages": messages, "temperature": 0, "max_tokens": decode_tokens})["usage"] for messages in PROMPTS]
+        adapter = page.evaluate("async () => (await navigator.gpu.requestAdapter()).info.architecture")
+        browser.close()
+    median = lambda key: statistics.median(u["extra"][key] for u in usages)
+    return Result(f"browser WebGPU ({adapter})", BROWSER_QUANTIZATION, cold, warm, median("time_to_first_token_s"),
+                  median("prefill_tokens_per_s"), median("decode_tokens_per_s"), memory.peak, bundle.total_bytes)
+
+
+def measure_prompts(prefill, decode, prompts: list[list[int]], decode_tokens: int) -> tuple[float, float, float]:
+    """Per prompt on a fresh cache: prefill (= time to the first token's logits), then `decode_tokens` greedy
+    steps. Medians over the prompts: time to first token, prefill tokens/s, decode tokens/s."""
+    ttft, prefill_rates, decode_rates = [], [], []
+    for ids in prompts:
         start = time.perf_counter()
-        prefill(prompt)
+        token = int(np.argmax(prefill(ids)[-1]))
         middle = time.perf_counter()
-        token = 0
         for _ in range(decode_tokens):
             token = int(np.argmax(decode(token)))
-        prefill_times.append(middle - start)
-        decode_times.append(time.perf_counter() - middle)
-    return len(prompt) / statistics.median(prefill_times), decode_tokens / statistics.median(decode_times)
+        ttft.append(middle - start)
+        prefill_rates.append(len(ids) / (middle - start))
+        decode_rates.append(decode_tokens / (time.perf_counter() - middle))
+    return statistics.median(ttft), statistics.median(prefill_rates), statistics.median(decode_rates)
 
 
-def bench_native(config, weights, quantization: str, prompt, decode_tokens) -> Result:
-    quant = get_quantization(quantization)
-    start = time.perf_counter()
-    exported = export_model(config, CompileOptions(), quant, native_cpu_target())
-    executable = build(exported)
-    build_s = time.perf_counter() - start
-    model = NativeModel(executable, dict(quant.quantize_params(llama_params(config, weights), exported.model)))
-
-    def prefill(ids):
-        model.reset()
-        return model.prefill(ids)
-
-    rates = measure(prefill, model.decode_one_token, prompt, decode_tokens)
-    return Result("TVM native CPU", quantization, build_s, *rates, exported.metadata["memory_usage"]["params_bytes"])
+def own_pid() -> list[int]:
+    return [os.getpid()]
 
 
-def bench_reference(config, weights, prompt, decode_tokens) -> Result:
-    model = NumpyLlama(config, weights)
+def bench_native(config, weights, quantization: str, prompts, decode_tokens) -> Result:
+    with PeakMemory(own_pid) as memory:
+        quant = get_quantization(quantization)
+        start = time.perf_counter()
+        exported = export_model(config, CompileOptions(), quant, native_cpu_target())
+        model = NativeModel(build(exported), dict(quant.quantize_params(llama_params(config, weights), exported.model)))
+        load_s = time.perf_counter() - start
 
-    def prefill(ids):
-        model.reset()
-        return model.prefill(ids)
+        def prefill(ids):
+            model.reset()
+            return model.prefill(ids)
 
-    rates = measure(prefill, model.decode, prompt, decode_tokens)
-    return Result("numpy (baseline)", "f32", None, *rates, sum(w.nbytes for w in weights.values()))
+        figures = measure_prompts(prefill, model.decode_one_token, prompts, decode_tokens)
+    return Result("TVM native CPU", quantization, load_s, None, *figures, memory.peak,
+                  exported.metadata["memory_usage"]["params_bytes"])
+
+
+def bench_reference(config, weights, prompts, decode_tokens) -> Result:
+    with PeakMemory(own_pid) as memory:
+        model = NumpyLlama(config, weights)
+
+        def prefill(ids):
+            model.reset()
+            return model.prefill(ids)
+
+        figures = measure_prompts(prefill, model.decode, prompts, decode_tokens)
+    return Result("numpy (baseline)", "f32", None, None, *figures, memory.peak, sum(w.nbytes for w in weights.values()))
+
+
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="smollm2-135m-instruct")
-    parser.add_argument("--prompt-tokens", type=int, default=42)
+    parser.add_argument("--bundles", type=Path, default=Path("bundles"),
+                        help="bundles directory; the q4f32_1 bundle is compiled into it when missing")
     parser.add_argument("--decode-tokens", type=int, default=32)
     parser.add_argument("--json", type=Path, default=Path("bench-results.json"))
     args = parser.parse_args()
 
-    config, weights = load_fp32_model(resolve_gguf(args.model))
-    prompt = list(np.random.default_rng(0).integers(3, config.vocab_size, args.prompt_tokens))
-    results = [bench_native(config, weights, q, prompt, args.decode_tokens) for q in QUANTIZATIONS]
-    results.append(bench_reference(config, weights, prompt, args.decode_tokens))
+    bundle_dir = args.bundles / f"{args.model}-{BROWSER_QUANTIZATION}"
+    if not (bundle_dir / "manifest.json").is_file():
+        compile_bundle(args.model, output=bundle_dir, report=print)
+    bundle = load_bundle(bundle_dir)
+    tokenizer = Tokenizer.from_file(str(bundle_dir / "tokenizer.json"))
+    tokenizer_config = json.loads((bundle_dir / "tokenizer_config.json").read_text(encoding="utf-8"))
+    prompts = [prompt_ids(tokenizer, tokenizer_config, messages) for messages in PROMPTS]
 
-    table = Table(title=f"{args.model}: {args.prompt_tokens}-token prompt, {args.decode_tokens} greedy tokens, "
-                        f"median of {RUNS} ({platform.processor() or platform.machine()}, 1 BLAS thread)")
-    for column in ("engine", "quant", "build s", "prefill tok/s", "decode tok/s", "weights MB", "decode GB/s"):
+    results = [bench_browser(args.bundles, bundle, args.decode_tokens)]
+    config, weights = load_fp32_model(resolve_gguf(args.model))
+    results += [bench_native(config, weights, q, prompts, args.decode_tokens) for q in QUANTIZATIONS]
+    results.append(bench_reference(config, weights, prompts, args.decode_tokens))
+    browser, native = results[0], next(r for r in results if r.engine == "TVM native CPU"
+                                       and r.quantization == BROWSER_QUANTIZATION)
+    ratios = {key: getattr(browser, key) / getattr(native, key)
+              for key in ("time_to_first_token_s", "prefill_tokens_per_s", "decode_tokens_per_s", "peak_memory_bytes")}
+
+    machine = f"{cpu_model()}, {os.cpu_count()} cores, OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', '-')}"
+    table = Table(title=f"{args.model}: {len(PROMPTS)} chat prompts ({', '.join(str(len(p)) for p in prompts)} tokens), "
+                        f"{args.decode_tokens} greedy tokens each, medians\n{machine}")
+    for column in ("engine", "quant", "load cold s", "load warm s", "TTFT s", "prefill tok/s", "decode tok/s",
+                   "peak mem MB", "weights MB"):
         table.add_column(column, justify="left" if column in ("engine", "quant") else "right")
+    fmt = lambda value, spec: "-" if value is None else format(value, spec)
     for r in results:
-        table.add_row(r.engine, r.quantization, "-" if r.build_s is None else f"{r.build_s:.1f}",
-                      f"{r.prefill_tokens_per_s:.1f}", f"{r.decode_tokens_per_s:.1f}",
-                      f"{r.weight_bytes / 1e6:.0f}", f"{r.decode_gb_per_s:.2f}")
-    Console(width=120).print(table)
-    args.json.write_text(json.dumps({"model": args.model, "prompt_tokens": args.prompt_tokens,
-                                     "decode_tokens": args.decode_tokens, "runs": RUNS,
-                                     "results": [asdict(r) | {"decode_gb_per_s": r.decode_gb_per_s}
-                                                 for r in results]}, indent=1))
+        table.add_row(r.engine, r.quantization, fmt(r.load_cold_s, ".1f"), fmt(r.load_warm_s, ".1f"),
+                      fmt(r.time_to_first_token_s, ".2f"), fmt(r.prefill_tokens_per_s, ".1f"),
+                      fmt(r.decode_tokens_per_s, ".1f"), fmt(r.peak_memory_bytes / 1e6, ".0f"),
+                      fmt(r.weight_bytes / 1e6, ".0f"))
+    table.add_row(f"browser / native ({BROWSER_QUANTIZATION})", "", "", "", f"{ratios['time_to_first_token_s']:.1f}x",
+                  f"{ratios['prefill_tokens_per_s']:.3f}x", f"{ratios['decode_tokens_per_s']:.3f}x",
+                  f"{ratios['peak_memory_bytes']:.1f}x", "")
+    Console(width=140).print(table)
+    args.json.write_text(json.dumps({
+        "model": args.model, "machine": machine, "prompts": PROMPTS, "prompt_tokens": [len(p) for p in prompts],
+        "decode_tokens": args.decode_tokens, "results": [asdict(r) for r in results],
+        "browser_over_native": ratios}, indent=1))
     print(f"wrote {args.json}")
 
 

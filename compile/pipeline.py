@@ -15,7 +15,7 @@ from compile.bundle import Bundle, write_bundle
 from compile.chat_config import chat_config
 from compile.llama import CompileOptions, llama_params
 from compile.quantization import get_quantization
-from compile.toolchain import emcc_version, wasm_fcompile, webgpu_target
+from compile.toolchain import emcc_version, wasm32_target, wasm_fcompile, webgpu_target
 from models.convert import load_fp32_model
 from models.fetch import resolve_gguf
 from models.tokenizer import write_tokenizer_files
@@ -24,6 +24,8 @@ OptLevel = Literal["release", "fast"]
 LINK_FLAGS = {"release": "-O3", "fast": "-O1"}
 STAGES = ("fetch", "convert", "build", "link", "quantize", "write")
 TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json"]
+# One model library per device kind; the browser engine picks one (WebGPU, or the CPU where it is missing).
+LIBRARY_TARGETS = {"webgpu": webgpu_target, "wasm32": wasm32_target}
 
 
 @dataclass
@@ -82,8 +84,8 @@ def compile_bundle(model: str, *, gguf: Path | None = None, quantization: str = 
     name = model_name(model)
     output = output or default_output(model, quantization)
     clock = StageClock(report)
-    target = webgpu_target()
-    library_name = f"{name}-{quantization}-webgpu.wasm"
+    targets = {device: make_target() for device, make_target in LIBRARY_TARGETS.items()}
+    libraries = {device: f"{name}-{quantization}-{device}.wasm" for device in targets}
     with tempfile.TemporaryDirectory(prefix="tabllm-compile-") as tmp:
         work = Path(tmp)
         with clock.stage("fetch", f"{model}"):
@@ -92,20 +94,24 @@ def compile_bundle(model: str, *, gguf: Path | None = None, quantization: str = 
             config, weights = load_fp32_model(gguf)
             write_tokenizer_files(gguf, work)
             tokenizer_config = json.loads((work / "tokenizer_config.json").read_text(encoding="utf-8"))
-        with clock.stage("build", f"Relax model ({quantization}) -> WebGPU kernels + wasm32 host"):
-            exported = export_model(config, options, quant, target)
-            executable = build(exported)
-        with clock.stage("link", f"emcc {LINK_FLAGS[opt_level]} -> {library_name}"):
-            executable.export_library(str(work / library_name), fcompile=wasm_fcompile(LINK_FLAGS[opt_level]))
+        with clock.stage("build", f"Relax model ({quantization}) -> WebGPU kernels and wasm32 SIMD CPU code"):
+            exports = {device: export_model(config, options, quant, target) for device, target in targets.items()}
+            executables = {device: build(exported) for device, exported in exports.items()}
+        with clock.stage("link", f"emcc {LINK_FLAGS[opt_level]} -> {', '.join(libraries.values())}"):
+            for device, executable in executables.items():
+                executable.export_library(str(work / libraries[device]),
+                                          fcompile=wasm_fcompile(LINK_FLAGS[opt_level]))
+        metadata = exports["webgpu"].metadata
         with clock.stage("quantize", f"weights -> {quantization}"):
-            params = list(quant.quantize_params(llama_params(config, weights), exported.model))
-        _check_params_match(params, exported.metadata["params"])
+            params = list(quant.quantize_params(llama_params(config, weights), exports["webgpu"].model))
+        for exported in exports.values():  # every library reads the same weight shards
+            _check_params_match(params, exported.metadata["params"])
         with clock.stage("write", f"bundle -> {output}"):
             bundle = write_bundle(
                 output, model=name, quantization=quantization, params=params,
-                chat_config=chat_config("llama", config, exported.metadata, tokenizer_config, TOKENIZER_FILES),
-                files={**{f: work / f for f in TOKENIZER_FILES}, library_name: work / library_name},
-                build=_build_info(target, quantization, options, opt_level),
+                chat_config=chat_config("llama", config, metadata, tokenizer_config, TOKENIZER_FILES),
+                files={f: work / f for f in [*TOKENIZER_FILES, *libraries.values()]},
+                build=_build_info(targets, quantization, options, opt_level),
                 on_progress=_write_progress(report),
             )
     return CompileResult(bundle, clock.seconds)
@@ -120,13 +126,13 @@ def _check_params_match(params: list, declared: list[dict]) -> None:
         raise RuntimeError(f"converted weights do not match the model's parameters: {mismatched[:5]}")
 
 
-def _build_info(target, quantization: str, options: CompileOptions, opt_level: OptLevel) -> dict:
+def _build_info(targets: dict, quantization: str, options: CompileOptions, opt_level: OptLevel) -> dict:
     return {
         "tabllm": importlib.metadata.version("tabllm"),
         "apache-tvm": importlib.metadata.version("apache-tvm"),
         "apache-tvm-ffi": importlib.metadata.version("apache-tvm-ffi"),
         "emcc": emcc_version(),
-        "targets": {"webgpu": str(target)},
+        "targets": {device: str(target) for device, target in targets.items()},
         "quantization": quantization,
         "context_window_size": options.context_window_size,
         "prefill_chunk_size": options.prefill_chunk_size,

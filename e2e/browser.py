@@ -1,4 +1,5 @@
-"""Launching Debian's Chromium with WebGPU on SwiftShader (no GPU needed) through Playwright."""
+"""Debian's Chromium with WebGPU on SwiftShader (no GPU needed) through Playwright, and the engine driven from
+the real chat page's origin. Used by the e2e tests and by `python -m bench` (so: no pytest here)."""
 import shutil
 
 # SwiftShader gives WebGPU on machines without a GPU. The background-networking flags keep Chromium from
@@ -9,6 +10,9 @@ WEBGPU_ARGS = [
     "--use-vulkan=swiftshader", "--use-webgpu-adapter=swiftshader", "--use-angle=swiftshader",
     "--disable-vulkan-surface",
 ]
+# Chromium as on a machine with no usable GPU: navigator.gpu exists but gives no adapter.
+NO_WEBGPU_ARGS = ["--no-sandbox"]
+STEP_TIMEOUT_MS = 300_000  # one prefill of a 40-token prompt takes 10-100 s on SwiftShader
 
 
 def chromium_path() -> str:
@@ -18,5 +22,35 @@ def chromium_path() -> str:
     return path
 
 
-def launch_webgpu_chromium(playwright):
-    return playwright.chromium.launch(executable_path=chromium_path(), args=WEBGPU_ARGS, headless=True)
+def launch_webgpu_chromium(chromium):
+    """`chromium`: Playwright's BrowserType (playwright.chromium, or browser.browser_type)."""
+    return chromium.launch(executable_path=chromium_path(), args=WEBGPU_ARGS, headless=True)
+
+
+def launch_chromium_without_webgpu(chromium):
+    return chromium.launch(executable_path=chromium_path(), args=NO_WEBGPU_ARGS, headless=True)
+
+
+def print_page_problems(page):
+    """Console errors, warnings and uncaught exceptions of `page` go to stdout (the test's captured output)."""
+    page.on("console", lambda m: print(f"[console.{m.type}] {m.text}") if m.type in ("error", "warning") else None)
+    page.on("pageerror", lambda e: print(f"[pageerror] {e}"))
+
+
+def open_engine_page(context, url: str):
+    """A new page of `context` on the real chat page at `url`, with window.engine ready (see create_page_engine):
+    the engine API driven from the page's own origin, as an embedding app would."""
+    page = context.new_page()
+    page.set_default_timeout(STEP_TIMEOUT_MS)
+    print_page_problems(page)
+    page.goto(url + "/")
+    create_page_engine(page)
+    return page
+
+
+def create_page_engine(page):
+    """window.engineModule = the served /static/engine.js; window.engine = one engine, nothing loaded."""
+    page.evaluate("""async () => {
+        window.engineModule = await import("/static/engine.js");
+        window.engine = await window.engineModule.createEngine();
+    }""")

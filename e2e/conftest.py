@@ -1,23 +1,32 @@
-"""Shared browser-test fixtures: Chromium with WebGPU (session-scoped), a local HTTP server factory, and a
-directory holding the real compiled SmolLM2 bundle."""
+"""Shared browser-test fixtures: Chromium with WebGPU (session-scoped), a local HTTP server factory, the real
+server (static_server.create_app) over a directory holding the real compiled SmolLM2 bundle, and engine pages
+on that server's origin."""
 import contextlib
+import subprocess
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import sync_playwright
+from starlette.applications import Starlette
+from starlette.routing import Mount
+from starlette.staticfiles import StaticFiles
 
 from compile.bundle import Bundle, load_bundle
 from compile.pipeline import compile_bundle
-from e2e.browser import launch_webgpu_chromium
-from e2e.server import BackgroundServer
+from e2e.browser import launch_webgpu_chromium, print_page_problems
+from e2e.server import BackgroundServer, RequestLog
+from static_server import create_app
 
+ROOT = Path(__file__).resolve().parent.parent
 SMOLLM2 = "smollm2-135m-instruct"
+TVMJS_DIR = ROOT / "web/node_modules/@mlc-ai/web-runtime/lib"
 
 
 @pytest.fixture(scope="session")
 def webgpu_browser():
     """Headless Debian Chromium with WebGPU on SwiftShader, shared by the whole session."""
     with sync_playwright() as playwright:
-        browser = launch_webgpu_chromium(playwright)
+        browser = launch_webgpu_chromium(playwright.chromium)
         yield browser
         browser.close()
 
@@ -27,8 +36,7 @@ def page(webgpu_browser):
     """A fresh page whose console errors and uncaught exceptions are printed with the test's output."""
     context = webgpu_browser.new_context()
     page = context.new_page()
-    page.on("console", lambda m: print(f"[console.{m.type}] {m.text}") if m.type in ("error", "warning") else None)
-    page.on("pageerror", lambda e: print(f"[pageerror] {e}"))
+    print_page_problems(page)
     yield page
     context.close()
 
@@ -38,6 +46,28 @@ def serve():
     """serve(app) -> base URL of `app` running on a free 127.0.0.1 port until the session ends."""
     with contextlib.ExitStack() as stack:
         yield lambda app: stack.enter_context(BackgroundServer(app)).url
+
+
+@pytest.fixture(scope="session")
+def web_dist():
+    """web/dist as the server serves it, built from the current sources (esbuild, about a second)."""
+    subprocess.run(["node", "build.mjs"], cwd=ROOT / "web", check=True, capture_output=True)
+    return ROOT / "web" / "dist"
+
+
+@pytest.fixture(scope="session")
+def serve_site(serve, web_dist):
+    """serve_site(bundles_dir) -> (base URL, RequestLog): the real server (static_server.create_app) for that
+    directory, plus /e2e/ with this folder's test pages and tvmjs for the raw-ABI runner."""
+    def start(bundles_dir: Path):
+        assert (TVMJS_DIR / "index.js").is_file(), "npm packages missing: run `make setup`"
+        log = RequestLog(create_app(bundles_dir, web_dist))
+        return serve(Starlette(routes=[
+            Mount("/e2e/tvmjs", StaticFiles(directory=TVMJS_DIR)),
+            Mount("/e2e", StaticFiles(directory=Path(__file__).parent / "pages")),
+            Mount("/", log),
+        ])), log
+    return start
 
 
 @pytest.fixture(scope="session")
@@ -51,3 +81,19 @@ def bundles_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def smollm2_q4_bundle(bundles_dir) -> Bundle:
     return load_bundle(bundles_dir / f"{SMOLLM2}-q4f32_1")
+
+
+@pytest.fixture(scope="session")
+def site(serve_site, bundles_dir):
+    """(base URL, RequestLog) of the real server offering the SmolLM2 q4f32_1 bundle."""
+    return serve_site(bundles_dir)
+
+
+@pytest.fixture(scope="session")
+def smollm2_q0_bundle(tmp_path_factory) -> Bundle:
+    """SmolLM2 in float32 (q0f32, ~540 MB of shards) in a bundles directory of its own, built only when asked."""
+    directory = tmp_path_factory.mktemp("bundles-q0f32")
+    compile_bundle(SMOLLM2, quantization="q0f32", output=directory / f"{SMOLLM2}-q0f32", opt_level="fast",
+                   report=lambda message: None)
+    return load_bundle(directory / f"{SMOLLM2}-q0f32")
+

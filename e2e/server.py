@@ -35,3 +35,20 @@ class BackgroundServer:
     def __exit__(self, *exc):
         self._server.should_exit = True
         self._thread.join(timeout=10)
+
+
+class RequestLog:
+    """ASGI middleware recording the paths the browser fetched under /bundles/ (worker requests included): the
+    network log of the bundle files, seen from the server."""
+
+    def __init__(self, app):
+        self.app, self.paths = app, []
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["path"].startswith("/bundles/"):
+            self.paths.append(scope["path"])
+        await self.app(scope, receive, send)
+
+    def take(self) -> list[str]:
+        paths, self.paths = self.paths, []
+        return sorted(paths)

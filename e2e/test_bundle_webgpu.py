@@ -1,50 +1,110 @@
-"""A compiled SmolLM2 q4f32_1 bundle, served over HTTP, runs on WebGPU in Chromium and gives the logits of
-the numpy reference running the same (dequantized q4) weights."""
-from pathlib import Path
-
+"""Compiled SmolLM2 bundles, served by the real server, run on WebGPU in Chromium through the model library's
+ABI (no engine): the q0f32 bundle gives exactly the numpy reference's greedy token ids; the q4f32_1 bundle gives
+the logits of the reference running the dequantized q4 weights within a tolerance, and its greedy tokens on
+prompts where the reference's top-1/top-2 margins leave room for that tolerance."""
 import numpy as np
 import pytest
-from starlette.applications import Starlette
-from starlette.routing import Mount
-from starlette.staticfiles import StaticFiles
 
+from e2e.browser import STEP_TIMEOUT_MS, print_page_problems
 from models.quantization import q4f32_1_round_trip
 from models.reference import NumpyLlama
+from models.tokenizer import render_chat_template
 
-ROOT = Path(__file__).resolve().parent.parent
 MODEL = "smollm2-135m-instruct"
 DECODE_STEPS = 4  # SwiftShader decodes at a few tokens per second: keep it short
 LOGITS_ATOL = 1e-2  # float32 sums in another order on the GPU: measured up to 3.1e-3 on SwiftShader
+GREEDY_STEPS = 16
+# Greedy tokens can only be compared where the best token leads the second by more than the logits can move.
+MIN_MARGIN = 0.05
+# Chat prompts whose reference answers run 16+ tokens with top-1/top-2 margins >= 0.1 (f32) at every step.
+Q0_PROMPTS = ["What is the largest ocean on Earth?", "Write a haiku about the sea.",
+              "What is the boiling point of water?"]
+# The same for the dequantized q4 weights (margins >= 0.3).
+Q4_PROMPTS = ["What is the largest ocean on Earth?", "How many legs does a spider have?"]
+
+
+def open_runner(webgpu_browser, site_url: str, bundle):
+    """A page with `bundle`'s library and weights loaded by e2e/pages/bundle_runner.html."""
+    context = webgpu_browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(STEP_TIMEOUT_MS)
+    print_page_problems(page)
+    page.goto(f"{site_url}/e2e/bundle_runner.html")
+    opened = page.evaluate("spec => window.openBundle(spec)", {
+        "bundleUrl": f"{site_url}/bundles/{bundle.bundle_id}/", "library": f"{bundle.path.name}-webgpu.wasm"})
+    return context, page, opened
 
 
 @pytest.fixture(scope="module")
-def runner_url(smollm2_q4_bundle, serve):
-    app = Starlette(routes=[
-        Mount("/tvmjs", StaticFiles(directory=ROOT / "web/node_modules/@mlc-ai/web-runtime/lib")),
-        Mount("/bundle", StaticFiles(directory=smollm2_q4_bundle.path)),
-        Mount("/", StaticFiles(directory=Path(__file__).parent / "pages")),
-    ])
-    return serve(app)
+def q4_runner(webgpu_browser, site, smollm2_q4_bundle):
+    context, page, opened = open_runner(webgpu_browser, site[0], smollm2_q4_bundle)
+    yield page, opened
+    context.close()
 
 
-def test_q4_bundle_on_webgpu_matches_the_reference(page, runner_url, smollm2_config, smollm2_weights,
+def chat_prompt_ids(tokenizer, tokenizer_config, content: str) -> list[int]:
+    prompt = render_chat_template(tokenizer_config, [{"role": "user", "content": content}], add_generation_prompt=True)
+    return tokenizer.encode(prompt, add_special_tokens=False).ids
+
+
+def reference_greedy(reference: NumpyLlama, prompt_ids: list[int], steps: int) -> tuple[list[int], float]:
+    """`steps` greedy ids from `reference` and the smallest top-1/top-2 logit margin over those steps."""
+    reference.reset()
+    logits = reference.prefill(prompt_ids)[-1]
+    ids, margins = [], []
+    for _ in range(steps):
+        second, first = np.sort(logits)[-2:]
+        margins.append(float(first - second))
+        ids.append(int(np.argmax(logits)))
+        logits = reference.decode(ids[-1])
+    return ids, min(margins)
+
+
+def assert_greedy_matches(page, reference, tokenizer, tokenizer_config, prompts):
+    for content in prompts:
+        prompt_ids = chat_prompt_ids(tokenizer, tokenizer_config, content)
+        want, margin = reference_greedy(reference, prompt_ids, GREEDY_STEPS)
+        assert margin > MIN_MARGIN, f"{content!r}: reference margin {margin:.3f} is too small to compare tokens"
+        assert tokenizer_config["eos_token_id"] not in want, f"{content!r}: the reference answer is shorter than 16"
+        got = page.evaluate("r => window.greedy(r)", {"promptIds": prompt_ids, "steps": GREEDY_STEPS})
+        print(f"{content!r} -> {tokenizer.decode(got)!r} (reference margin >= {margin:.3f})")
+        assert got == want, f"{content!r}: {tokenizer.decode(got)!r} != {tokenizer.decode(want)!r}"
+
+
+def test_q4_bundle_on_webgpu_matches_the_reference(q4_runner, smollm2_config, smollm2_weights,
                                                     smollm2_greedy_case, record_property):
+    page, opened = q4_runner
     case = smollm2_greedy_case
     tokens = case["greedy_ids"][:DECODE_STEPS]
     reference = NumpyLlama(smollm2_config, q4f32_1_round_trip(smollm2_weights))
     expected = [reference.prefill(case["prompt_ids"])[-1]] + [reference.decode(t) for t in tokens]
 
-    page.goto(f"{runner_url}/bundle_runner.html")
-    result = page.evaluate("spec => window.runBundle(spec)", {
-        "bundleUrl": f"{runner_url}/bundle/", "library": f"{MODEL}-q4f32_1-webgpu.wasm",
-        "promptIds": case["prompt_ids"], "forcedTokens": tokens,
-    })
-    record_property("webgpu_adapter", str(result["adapter"]))
-    print(f"adapter {result['adapter']}: prefill {len(case['prompt_ids'])} tokens {result['prefill_ms']:.0f} ms, "
+    result = page.evaluate("r => window.teacherForced(r)", {"promptIds": case["prompt_ids"], "forcedTokens": tokens})
+    record_property("webgpu_adapter", str(opened["adapter"]))
+    print(f"adapter {opened['adapter']}: prefill {len(case['prompt_ids'])} tokens {result['prefill_ms']:.0f} ms, "
           f"decode {result['decode_ms']:.0f} ms/token")
 
-    assert result["metadata"]["quantization"] == "q4f32_1"
+    assert opened["metadata"]["quantization"] == "q4f32_1"
     for step, (actual, want) in enumerate(zip(result["logits"], expected)):
         actual = np.asarray(actual, dtype=np.float32)
         np.testing.assert_allclose(actual, want, rtol=0, atol=LOGITS_ATOL, err_msg=f"step {step}")
         assert int(np.argmax(actual)) == int(np.argmax(want)), f"greedy token differs at step {step}"
+
+
+def test_q4_bundle_gives_the_dequantized_references_greedy_tokens(q4_runner, smollm2_config, smollm2_weights,
+                                                                   smollm2_tokenizer, smollm2_tokenizer_config):
+    page, _ = q4_runner
+    reference = NumpyLlama(smollm2_config, q4f32_1_round_trip(smollm2_weights))
+    assert_greedy_matches(page, reference, smollm2_tokenizer, smollm2_tokenizer_config, Q4_PROMPTS)
+
+
+def test_q0_bundle_gives_exactly_the_references_greedy_tokens(webgpu_browser, serve_site, smollm2_q0_bundle,
+                                                               smollm2_reference, smollm2_tokenizer,
+                                                               smollm2_tokenizer_config):
+    url, _ = serve_site(smollm2_q0_bundle.path.parent)
+    context, page, opened = open_runner(webgpu_browser, url, smollm2_q0_bundle)
+    try:
+        assert opened["metadata"]["quantization"] == "q0f32"
+        assert_greedy_matches(page, smollm2_reference, smollm2_tokenizer, smollm2_tokenizer_config, Q0_PROMPTS)
+    finally:
+        context.close()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from compile.bundle import write_bundle
-from e2e.browser import chromium_path
+from e2e.browser import launch_chromium_without_webgpu
 from static_server import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,6 +47,7 @@ export async function createEngine() {
       if (control.loadError) throw new EngineError(control.loadError, "bundle_fetch_failed");
       onProgress({ stage: "ready", loadedBytes: total, totalBytes: total, fraction: 1, text: "" });
       loaded = true;
+      return { device: "webgpu", adapter: { vendor: "google", architecture: "swiftshader" } };
     },
     chat: { completions: { async create(request) {
       if (!loaded) throw new EngineError("No model is loaded", "model_not_loaded");
@@ -151,7 +152,8 @@ def test_load_shows_bytes_and_percent_then_ready(chat):
     chat.evaluate("fakeEngine.releaseLoad()")
     status = chat.get_by_role("status")
     status.filter(has_text="Ready").wait_for()
-    assert status.text_content().startswith("Ready: smollm2-135m-instruct (q4f32_1), 93.1 MB loaded in ")
+    assert status.text_content().startswith(
+        "Ready: smollm2-135m-instruct (q4f32_1) on WebGPU (google swiftshader), 93.1 MB loaded in ")
     assert chat.get_by_role("progressbar").is_hidden()
     assert chat.evaluate("fakeEngine.loads")[0].startswith("/bundles/")
     assert chat.get_by_label("Message").is_enabled()
@@ -271,15 +273,16 @@ def test_context_overflow_says_what_to_do_and_gives_the_text_back(chat):
 
 def test_without_webgpu_the_page_says_what_to_do(webgpu_browser, chat_url):
     # Chromium without the WebGPU flags has navigator.gpu but no adapter, as with a blocklisted GPU.
-    browser = webgpu_browser.browser_type.launch(executable_path=chromium_path(), args=["--no-sandbox"],
-                                                 headless=True)
+    browser = launch_chromium_without_webgpu(webgpu_browser.browser_type)
     try:
         page = browser.new_page(viewport={"width": 360, "height": 740})
         page.goto(chat_url + "/")
         alert = page.get_by_role("alert")
         alert.filter(has_text="WebGPU").wait_for()
         assert "no GPU adapter" in alert.text_content() and "chrome://gpu" in alert.text_content()
-        assert page.get_by_role("button", name="Load").is_disabled()
+        # The model still runs there, on the CPU: the page says so and lets the user load it.
+        assert "runs the model on this computer's CPU (WebAssembly)" in alert.text_content()
+        assert page.get_by_role("button", name="Load").is_enabled()
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=ARTIFACTS / "chat-page-no-webgpu.png")
     finally:

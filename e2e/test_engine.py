@@ -1,66 +1,25 @@
-"""The in-browser engine (web/dist/engine.js + worker.js) in headless Chromium on WebGPU: loading a real SmolLM2
-q4f32_1 bundle with verified caching, a greedy chat answer equal to the numpy reference's tokens, streaming,
-KV reuse across turns, cancellation, and OpenAI-shaped errors.
+"""The in-browser engine (web/dist/engine.js + worker.js, imported by the real chat page served by
+static_server) in headless Chromium on WebGPU: loading a real SmolLM2 q4f32_1 bundle with verified caching (a
+page reload fetches nothing again; a shard corrupt on the server is reported and not cached), a greedy chat
+answer equal to the numpy reference's tokens, streaming and non-streaming shapes, KV reuse across turns,
+cancellation, and OpenAI-shaped errors after which the engine still answers.
 
-SwiftShader prefills at a few tokens per second and decodes at ~0.2 tokens/s, so one engine (and its KV cache) is
+SwiftShader prefills at a few tokens per second and decodes at ~2 tokens/s, so one engine (and its KV cache) is
 shared by the whole module, in order, and generations stay short. Timings are printed (run with -s), not asserted.
 """
-import json
-from pathlib import Path
+import shutil
 
 import pytest
-from starlette.applications import Starlette
-from starlette.routing import Mount
-from starlette.staticfiles import StaticFiles
 
-from e2e.browser import chromium_path
-
-ROOT = Path(__file__).resolve().parent.parent
-DIST = ROOT / "web" / "dist"
-STEP_TIMEOUT_MS = 300_000  # one prefill of the 37-token prompt takes ~100 s on SwiftShader
-
-
-class RequestLog:
-    """ASGI middleware recording the paths the browser fetched under /bundles/ (worker requests included)."""
-
-    def __init__(self, app):
-        self.app, self.paths = app, []
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] == "http" and scope["path"].startswith("/bundles/"):
-            self.paths.append(scope["path"])
-        await self.app(scope, receive, send)
-
-    def take(self) -> list[str]:
-        paths, self.paths = self.paths, []
-        return sorted(paths)
-
-
-@pytest.fixture(scope="module")
-def site(smollm2_q4_bundle, serve):
-    for name in ("engine.js", "worker.js"):
-        assert (DIST / name).is_file(), f"{DIST / name} missing: build the web assets (cd web && npm run build)"
-    log = RequestLog(Starlette(routes=[
-        Mount("/static", StaticFiles(directory=DIST)),
-        Mount(f"/bundles/{smollm2_q4_bundle.bundle_id}", StaticFiles(directory=smollm2_q4_bundle.path)),
-        Mount("/", StaticFiles(directory=Path(__file__).parent / "pages")),
-    ]))
-    return serve(log), log
+from e2e.browser import create_page_engine, launch_chromium_without_webgpu, open_engine_page
 
 
 @pytest.fixture(scope="module")
 def engine_page(webgpu_browser, site):
-    """One page whose `window.engine` is created once and shared by the tests of this module, in order."""
+    """The real chat page with one engine (window.engine), shared by the tests of this module, in order."""
     url, _ = site
     context = webgpu_browser.new_context()
-    page = context.new_page()
-    page.set_default_timeout(STEP_TIMEOUT_MS)
-    page.on("console", lambda m: print(f"[console.{m.type}] {m.text}") if m.type in ("error", "warning") else None)
-    page.on("pageerror", lambda e: print(f"[pageerror] {e}"))
-    page.goto(f"{url}/engine_page.html")
-    page.wait_for_function("window.engineReady === true")
-    page.evaluate("async () => { window.engine = await window.engineModule.createEngine(); }")
-    yield page
+    yield open_engine_page(context, url)
     context.close()
 
 
@@ -80,10 +39,18 @@ def error_of(page, script: str, arg=None) -> dict:
     }}""", arg)
 
 
+def assert_still_answers(page, messages):
+    """The loaded engine answers a 1-token greedy request ("The", the reference's first token) after an error."""
+    completion = page.evaluate("(m) => window.engine.chat.completions.create({messages: m, temperature: 0, "
+                               "max_tokens: 1})", messages)
+    choice = completion["choices"][0]
+    assert (choice["message"]["content"], choice["finish_reason"]) == ("The", "length")
+
+
 LOAD = """async (url) => {
     const events = [];
     const start = performance.now();
-    const info = await window.engine.load(url, {onProgress: (p) => events.push(p)});
+    const info = await window.engine.load(url, {device: "webgpu", onProgress: (p) => events.push(p)});
     return {info, events, seconds: (performance.now() - start) / 1000, device: window.engine.device};
 }"""
 
@@ -96,6 +63,7 @@ STREAM = """async (request) => {
 
 def test_cold_load_fetches_and_verifies_every_file_once(engine_page, site, smollm2_q4_bundle, bundle_url):
     _, log = site
+    log.take()  # other tests may have used this server before
     result = engine_page.evaluate(LOAD, bundle_url)
     manifest = smollm2_q4_bundle.manifest
     print(f"\ncold load: {result['seconds']:.1f} s ({smollm2_q4_bundle.total_bytes / 1e6:.1f} MB)")
@@ -107,8 +75,11 @@ def test_cold_load_fetches_and_verifies_every_file_once(engine_page, site, smoll
     assert (info["contextWindowSize"], info["vocabSize"]) == (4096, 49152)
     assert info["adapter"]["architecture"] == "swiftshader"
 
+    # Every file once, except the CPU model library: a WebGPU load has no use for it.
+    needed = [f for f in manifest["files"] if not f["path"].endswith("-wasm32.wasm")]
+    assert len(needed) == len(manifest["files"]) - 1
     prefix = f"/bundles/{smollm2_q4_bundle.bundle_id}/"
-    assert log.take() == sorted([prefix + "manifest.json"] + [prefix + f["path"] for f in manifest["files"]])
+    assert log.take() == sorted([prefix + "manifest.json"] + [prefix + f["path"] for f in needed])
 
     events = result["events"]
     stages = [e["stage"] for e in events]
@@ -117,7 +88,7 @@ def test_cold_load_fetches_and_verifies_every_file_once(engine_page, site, smoll
     assert fractions == sorted(fractions) and fractions[-1] == 1
     downloads = [e for e in events if e["stage"] == "download"]
     assert len(downloads) > len(manifest["files"])  # byte progress within files, not just per file
-    assert downloads[-1]["loadedBytes"] == downloads[-1]["totalBytes"] == smollm2_q4_bundle.total_bytes
+    assert downloads[-1]["loadedBytes"] == downloads[-1]["totalBytes"] == sum(f["bytes"] for f in needed)
     assert all(isinstance(e["text"], str) and e["text"] for e in events)
 
 
@@ -170,6 +141,21 @@ def test_a_second_turn_prefills_only_its_new_tokens(engine_page, smollm2_greedy_
     assert completion["choices"][0]["message"]["role"] == "assistant" and completion["choices"][0]["message"]["content"]
 
 
+def test_non_streaming_completion_shape_and_max_tokens_ends_with_length(engine_page, smollm2_greedy_case):
+    case = smollm2_greedy_case
+    completion = engine_page.evaluate("(r) => window.engine.chat.completions.create(r)",
+                                      {"messages": case["messages"], "temperature": 0, "max_tokens": 3})
+    assert set(completion) == {"id", "object", "created", "model", "choices", "usage"}
+    assert completion["object"] == "chat.completion" and completion["id"].startswith("chatcmpl-")
+    assert isinstance(completion["created"], int) and completion["model"] == "smollm2-135m-instruct-q4f32_1"
+    # three greedy tokens of "The capital of France is Paris.", cut by max_tokens
+    assert completion["choices"] == [{"index": 0, "message": {"role": "assistant", "content": "The capital of"},
+                                      "logprobs": None, "finish_reason": "length"}]
+    usage = completion["usage"]
+    assert (usage["prompt_tokens"], usage["completion_tokens"], usage["total_tokens"]) == (
+        len(case["prompt_ids"]), 3, len(case["prompt_ids"]) + 3)
+
+
 def test_abort_signal_and_interrupt_end_generation_and_the_engine_stays_usable(engine_page, smollm2_greedy_case):
     result = engine_page.evaluate("""async (messages) => {
         const engine = window.engine;
@@ -185,17 +171,14 @@ def test_abort_signal_and_interrupt_end_generation_and_the_engine_stays_usable(e
             interrupted.push(chunk);
             if (chunk.choices[0].delta.content) engine.interrupt();
         }
-        const after = await engine.chat.completions.create({messages, temperature: 0, max_tokens: 1});
-        return {aborted, interrupted, after};
+        return {aborted, interrupted};
     }""", smollm2_greedy_case["messages"])
     for chunks in (result["aborted"], result["interrupted"]):
         assert chunks[-1]["choices"][0]["finish_reason"] == "abort"
         assert not any("usage" in c for c in chunks)  # no stream_options.include_usage: no usage chunk
         text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks)
         assert "The capital of France is Paris.".startswith(text) and len(text) < len("The capital of France is Paris.")
-    after = result["after"]
-    assert after["choices"][0]["message"]["content"] == "The"
-    assert after["choices"][0]["finish_reason"] == "length"
+    assert_still_answers(engine_page, smollm2_greedy_case["messages"])
 
 
 def test_seed_stop_and_logit_bias_act_on_the_real_model(engine_page, smollm2_greedy_case):
@@ -219,14 +202,17 @@ def test_invalid_requests_and_missing_models_give_openai_shaped_errors(engine_pa
     n2 = error_of(engine_page, "(m) => window.engine.chat.completions.create({messages: m, n: 2})", messages)
     assert n2["name"] == "InvalidRequestError" and n2["isError"] and n2["isEngineError"]
     assert n2["body"]["param"] == "n" and n2["body"]["type"] == "invalid_request_error"
+    assert_still_answers(engine_page, messages)
 
     bad_p = error_of(engine_page, "(m) => window.engine.chat.completions.create({messages: m, top_p: 3})", messages)
     assert bad_p["body"]["param"] == "top_p"
+    assert_still_answers(engine_page, messages)
 
     too_long = error_of(engine_page, "(m) => window.engine.chat.completions.create({messages: m, stream: true})",
                         [{"role": "user", "content": "Paris and Rome. " * 1500}])
     assert too_long["name"] == "ContextLengthExceededError"
     assert too_long["body"]["code"] == "context_length_exceeded" and "4096" in too_long["body"]["message"]
+    assert_still_answers(engine_page, messages)
 
     not_loaded = error_of(engine_page, """async (m) => {
         const fresh = await window.engineModule.createEngine();
@@ -234,26 +220,24 @@ def test_invalid_requests_and_missing_models_give_openai_shaped_errors(engine_pa
     }""", messages)
     assert not_loaded["name"] == "ModelNotLoadedError" and not_loaded["body"]["code"] == "model_not_loaded"
 
+    assert_still_answers(engine_page, messages)
+
     missing = error_of(engine_page, """async () => {
         const fresh = await window.engineModule.createEngine();
         await fresh.load("/bundles/0000000000000000/");
     }""")
     assert missing["name"] == "BundleError" and missing["body"]["code"] == "bundle_fetch_failed"
     assert "HTTP 404" in missing["body"]["message"]
+    assert_still_answers(engine_page, messages)
 
 
 def test_no_webgpu_adapter_is_a_clear_error(webgpu_browser, site, bundle_url):
     """Chromium without the SwiftShader WebGPU flags (as on a machine with no usable GPU) has no adapter."""
     url, _ = site
-    browser = webgpu_browser.browser_type.launch(executable_path=chromium_path(), args=["--no-sandbox"], headless=True)
+    browser = launch_chromium_without_webgpu(webgpu_browser.browser_type)
     try:
-        page = browser.new_page()
-        page.goto(f"{url}/engine_page.html")
-        page.wait_for_function("window.engineReady === true")
-        error = page.evaluate("""async (url) => {
-            try { await (await window.engineModule.createEngine()).load(url); } catch (e) { return {name: e.name, body: e.body}; }
-            return null;
-        }""", bundle_url)
+        page = open_engine_page(browser.new_context(), url)
+        error = error_of(page, "(url) => window.engine.load(url, {device: 'webgpu'})", bundle_url)
     finally:
         browser.close()
     print(f"\nwithout WebGPU: {error}")
@@ -261,12 +245,14 @@ def test_no_webgpu_adapter_is_a_clear_error(webgpu_browser, site, bundle_url):
     assert "WebGPU" in error["body"]["message"]
 
 
-def test_warm_load_makes_no_request_and_a_corrupt_cached_file_is_fetched_again(engine_page, site, smollm2_q4_bundle,
+def test_reload_loads_without_requests_and_a_corrupt_cached_file_is_fetched_again(engine_page, site, smollm2_q4_bundle,
                                                                                bundle_url):
     _, log = site
     log.take()
+    engine_page.reload()  # a new engine in a new worker: only the Cache API remains from the first load
+    create_page_engine(engine_page)
     warm = engine_page.evaluate(LOAD, bundle_url)
-    print(f"\nwarm load: {warm['seconds']:.1f} s")
+    print(f"\nwarm load after a page reload: {warm['seconds']:.1f} s")
     assert log.take() == []
     assert {e["stage"] for e in warm["events"]} == {"manifest", "cache", "compile", "ready"}
 
@@ -294,3 +280,40 @@ def test_warm_load_makes_no_request_and_a_corrupt_cached_file_is_fetched_again(e
     gone = error_of(engine_page, "(m) => window.engine.chat.completions.create({messages: m})",
                     [{"role": "user", "content": "Hi"}])
     assert gone["name"] == "ModelNotLoadedError"
+
+
+def test_a_shard_corrupt_on_the_server_is_reported_and_nothing_corrupt_is_cached(webgpu_browser, serve_site,
+                                                                                 smollm2_q4_bundle, bundle_url,
+                                                                                 tmp_path):
+    bundle_copy = tmp_path / "bundles" / smollm2_q4_bundle.path.name
+    shutil.copytree(smollm2_q4_bundle.path, bundle_copy)
+    shard = bundle_copy / "params_shard_0.bin"
+    data = bytearray(shard.read_bytes())
+    data[12345] ^= 0xFF  # one flipped byte on disk: same size, same manifest, same bundle id
+    shard.write_bytes(data)
+    url, _ = serve_site(bundle_copy.parent)
+
+    context = webgpu_browser.new_context()  # an empty Cache API
+    try:
+        page = open_engine_page(context, url)
+        error = error_of(page, "(url) => window.engine.load(url)", bundle_url)
+        cached = page.evaluate("""async (id) => {
+            const cache = await caches.open(`tabllm-bundle-${id}`);
+            const hashes = {};
+            for (const request of await cache.keys()) {
+                const bytes = await (await cache.match(request)).arrayBuffer();
+                const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+                hashes[new URL(request.url).pathname.split("/").pop()] =
+                    Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+            }
+            return hashes;
+        }""", smollm2_q4_bundle.bundle_id)
+    finally:
+        context.close()
+    print(f"\ncorrupt shard on the server: {error}; cached: {sorted(cached)}")
+    assert error["name"] == "BundleError" and error["body"]["code"] == "bundle_checksum_mismatch"
+    assert f"{bundle_url}params_shard_0.bin: sha256 mismatch" in error["body"]["message"]
+    assert "corrupt" in error["body"]["message"]
+    assert "params_shard_0.bin" not in cached
+    sha256 = {f["path"]: f["sha256"] for f in smollm2_q4_bundle.manifest["files"]}
+    assert {path: sha256[path] for path in cached} == cached  # whatever was cached verified

@@ -28,14 +28,17 @@ def test_bundle_files_verify_and_stages_are_timed(q4_bundle):
     bundle = verify_bundle(q4_bundle.bundle.path)
     names = {f["path"] for f in bundle.manifest["files"]}
     assert {"mlc-chat-config.json", "tensor-cache.json", "tokenizer.json", "tokenizer_config.json",
-            f"{MODEL}-q4f32_1-webgpu.wasm"} <= names
+            f"{MODEL}-q4f32_1-webgpu.wasm", f"{MODEL}-q4f32_1-wasm32.wasm"} <= names
     assert bundle.manifest["build"]["quantization"] == "q4f32_1"
+    assert set(bundle.manifest["build"]["targets"]) == {"webgpu", "wasm32"}
+    assert "+simd128" in bundle.manifest["build"]["targets"]["wasm32"]
     assert bundle.manifest["build"]["apache-tvm"] == "0.27.0.post1"
     assert set(q4_bundle.stage_seconds) == set(STAGES)
 
 
-def test_library_is_a_wasm_module(q4_bundle):
-    assert (q4_bundle.bundle.path / f"{MODEL}-q4f32_1-webgpu.wasm").read_bytes()[:4] == b"\0asm"
+@pytest.mark.parametrize("device", ["webgpu", "wasm32"])
+def test_libraries_are_wasm_modules(q4_bundle, device):
+    assert (q4_bundle.bundle.path / f"{MODEL}-q4f32_1-{device}.wasm").read_bytes()[:4] == b"\0asm"
 
 
 def test_tensor_cache_covers_every_parameter_of_the_library(q4_bundle, smollm2_config):

@@ -55,6 +55,12 @@ export class BundleStore {
     return new BundleStore(baseUrl, manifest, await caches.open(bundleCacheName(manifest.bundle_id)), onProgress);
   }
 
+  /** A listed file this load will not read (another device's model library): progress leaves it out.
+   * @param {string} name */
+  leaveOut(name) {
+    this.totalBytes -= this.manifest.files.find((f) => f.path === name).bytes;
+  }
+
   /** The verified bytes of a file listed in the manifest, in an ArrayBuffer of their own. @param {string} name */
   async read(name) {
     const entry = this.manifest.files.find((f) => f.path === name);

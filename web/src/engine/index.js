@@ -1,12 +1,13 @@
 // tabllm's in-browser engine, main-thread side: an OpenAI-style API (engine.chat.completions.create) over a
-// dedicated Web Worker that owns tvmjs, the WebGPU device, the model and its KV cache.
+// dedicated Web Worker that owns tvmjs, the device (WebGPU, or the CPU through WebAssembly), the model and its
+// KV cache.
 //
 //   const engine = await createEngine();
 //   await engine.load("/bundles/<bundle_id>/", {onProgress: (p) => console.log(p.stage, p.fraction)});
 //   const reply = await engine.chat.completions.create({messages: [{role: "user", content: "Hi"}]});
 //   for await (const chunk of await engine.chat.completions.create({messages, stream: true})) ...
 import { collectCompletion } from "./completion.js";
-import { InternalEngineError, ModelNotLoadedError, fromWire } from "./errors.js";
+import { InternalEngineError, InvalidRequestError, ModelNotLoadedError, fromWire } from "./errors.js";
 import { validateChatRequest } from "./request.js";
 
 export {
@@ -16,10 +17,12 @@ export {
 
 /**
  * @typedef {import("./bundle-store.js").LoadProgress} LoadProgress
- * @typedef {{bundleId: string, model: string, quantization: string, device: "webgpu",
- *            adapter: {vendor: string, architecture: string}, contextWindowSize: number, vocabSize: number,
+ * @typedef {{bundleId: string, model: string, quantization: string, device: "webgpu" | "wasm",
+ *            adapter: {vendor: string, architecture: string} | null, contextWindowSize: number, vocabSize: number,
  *            temperature: number, topP: number, loadTimeS: number}} BundleInfo
  */
+
+const DEVICES = ["auto", "webgpu", "wasm"];
 
 /**
  * Start the engine's worker (dist/worker.js, next to this module).
@@ -46,20 +49,26 @@ export class Engine {
     };
   }
 
-  /** "webgpu" once a bundle is loaded (the device its model library runs on), else null. */
+  /** "webgpu" or "wasm" once a bundle is loaded (the device its model library runs on), else null. */
   get device() {
     return this.bundle?.device ?? null;
   }
 
   /**
-   * Load a bundle (replacing the loaded one): files verified by sha256 and cached by bundle id, weights on the GPU.
+   * Load a bundle (replacing the loaded one): files verified by sha256 and cached by bundle id, weights on the
+   * device. `device`: "webgpu", "wasm" (the CPU, WebAssembly SIMD) or "auto" (default: WebGPU on a hardware
+   * adapter, the CPU without WebGPU or with only a software adapter).
    * @param {string} bundleUrl base URL of the bundle directory, e.g. "/bundles/0ffebf7013271dba/"
-   * @param {{onProgress?: (p: LoadProgress) => void}} [options]
+   * @param {{onProgress?: (p: LoadProgress) => void, device?: "auto" | "webgpu" | "wasm"}} [options]
    * @returns {Promise<BundleInfo>}
    */
-  async load(bundleUrl, { onProgress } = {}) {
+  async load(bundleUrl, { onProgress, device = "auto" } = {}) {
+    if (!DEVICES.includes(device)) {
+      throw new InvalidRequestError(`device must be one of ${DEVICES.join(", ")}; got ${JSON.stringify(device)}`,
+        "device");
+    }
     this.bundle = null;
-    this.bundle = await this.call({ op: "load", bundleUrl, pageUrl: globalThis.location.href }, (message) => {
+    this.bundle = await this.call({ op: "load", bundleUrl, pageUrl: globalThis.location.href, device }, (message) => {
       if (message.type === "progress") onProgress?.(message.progress);
     });
     return this.bundle;

@@ -52,8 +52,15 @@ export async function parseManifest(text, url) {
 }
 
 /**
- * The model library for a device kind: the one file named `*-webgpu.wasm` (or `*-wasm32.wasm`, the CPU
- * library of later bundles).
+ * Whether the bundle has a model library for a device kind (`*-webgpu.wasm`, or `*-wasm32.wasm` for the CPU).
+ * @param {Manifest} manifest @param {keyof LIBRARY_SUFFIX} device
+ */
+export function hasModelLibrary(manifest, device) {
+  return manifest.files.some((f) => f.path.endsWith(LIBRARY_SUFFIX[device]));
+}
+
+/**
+ * The model library for a device kind: the one file named with its suffix.
  * @param {Manifest} manifest @param {keyof LIBRARY_SUFFIX} device
  */
 export function modelLibrary(manifest, device) {

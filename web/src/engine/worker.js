@@ -1,23 +1,27 @@
-// The engine's Web Worker: owns tvmjs, the WebGPU device, the model and its KV cache, and the tokenizer. Runs
-// one operation at a time (load, chat, unload) from a queue; aborts are seen between prefill chunks and decode
-// steps (each step awaits the GPU, so messages get through).
+// The engine's Web Worker: owns tvmjs, the device (WebGPU or the CPU), the model and its KV cache, and the
+// tokenizer. Runs one operation at a time (load, chat, unload) from a queue; aborts are seen between prefill
+// chunks and decode steps (each step yields to the worker's messages: see TVMModel.forward).
 //
-// In:  {op: "load", id, bundleUrl, pageUrl} | {op: "chat", id, request} | {op: "promptIds", id, messages}
-//      | {op: "unload", id}
+// In:  {op: "load", id, bundleUrl, pageUrl, device: "auto" | "webgpu" | "wasm"} | {op: "chat", id, request}
+//      | {op: "promptIds", id, messages} | {op: "unload", id}
 //      | {op: "abort", target} | {op: "interrupt"}
 // Out: {id, type: "progress", progress} | {id, type: "started"} | {id, type: "chunk", chunk}
 //      | {id, type: "result", value} | {id, type: "error", error}
 import { Tokenizer } from "./tokenizer.js";
 import { BundleStore } from "./bundle-store.js";
 import { completionMeta, contentChunk, usageChunk, usageOf } from "./completion.js";
-import { ContextLengthExceededError, EngineError, ModelNotLoadedError, toWire } from "./errors.js";
+import {
+  ContextLengthExceededError, EngineError, ModelNotLoadedError, WebGPUUnavailableError, toWire,
+} from "./errors.js";
 import { generate } from "./generation.js";
-import { modelLibrary } from "./manifest.js";
+import { hasModelLibrary, modelLibrary } from "./manifest.js";
 import { ChatTemplate } from "./prompt.js";
 import { seededRandom } from "./sampler.js";
-import { WebGPUModel, requestWebGPU } from "./webgpu-model.js";
+import { TVMModel, requestWebGPU } from "./tvm-model.js";
 
-/** @type {null | {model: WebGPUModel, tokenizer: Tokenizer, template: ChatTemplate, info: any,
+const LIBRARY_KIND = { webgpu: "webgpu", wasm: "wasm32" }; // device -> the model library it runs
+
+/** @type {null | {model: TVMModel, tokenizer: Tokenizer, template: ChatTemplate, info: any,
  *                 stopTokenIds: Set<number>, stopStrings: string[]}} */
 let loaded = null;
 let queue = Promise.resolve();
@@ -67,29 +71,55 @@ function enqueue(id, task) {
   });
 }
 
-async function load({ id, bundleUrl, pageUrl }) {
+/**
+ * Which device runs the model: "webgpu" or "wasm" when asked for; with "auto", WebGPU on a hardware adapter
+ * and the CPU otherwise (no WebGPU, or only a software adapter such as SwiftShader: there the same CPU runs
+ * the WebAssembly SIMD library several times faster). Returns the GPU too when it is WebGPU.
+ * @param {"auto" | "webgpu" | "wasm"} requested @param {import("./manifest.js").Manifest} manifest
+ */
+async function chooseDevice(requested, manifest) {
+  const cpuPossible = requested !== "webgpu" && hasModelLibrary(manifest, "wasm32");
+  if (requested === "wasm") return { device: "wasm", gpu: null };
+  let gpu;
+  try {
+    gpu = await requestWebGPU();
+  } catch (error) {
+    if (cpuPossible && error instanceof WebGPUUnavailableError) return { device: "wasm", gpu: null };
+    throw error;
+  }
+  if (cpuPossible && gpu.adapterInfo?.isFallbackAdapter) {
+    gpu.device.destroy();
+    return { device: "wasm", gpu: null };
+  }
+  return { device: "webgpu", gpu };
+}
+
+async function load({ id, bundleUrl, pageUrl, device: requested }) {
   unload();
   const started = performance.now();
   const progress = (p) => post({ id, type: "progress", progress: p });
-  const gpu = await requestWebGPU();
+  const store = await BundleStore.open(bundleUrl, pageUrl, progress);
+  const { manifest } = store;
+  const { device, gpu } = await chooseDevice(requested, manifest);
   try {
-    const store = await BundleStore.open(bundleUrl, pageUrl, progress);
-    const { manifest } = store;
+    for (const [other, kind] of Object.entries(LIBRARY_KIND)) {
+      if (other !== device && hasModelLibrary(manifest, kind)) store.leaveOut(modelLibrary(manifest, kind).path);
+    }
     const chatConfig = await store.readJson("mlc-chat-config.json");
     const template = new ChatTemplate(await store.readJson("tokenizer_config.json"));
     const tokenizer = await Tokenizer.fromJSON((await store.read("tokenizer.json")).buffer);
     const tensorCache = await store.readJson("tensor-cache.json");
-    const library = await store.read(modelLibrary(manifest, "webgpu").path);
+    const library = await store.read(modelLibrary(manifest, LIBRARY_KIND[device]).path);
     const compiling = () => progress({ stage: "compile", text: "Compiling WebGPU shaders", loadedBytes: store.loadedBytes,
       totalBytes: store.totalBytes, fraction: store.loadedBytes / store.totalBytes });
-    const model = await WebGPUModel.load(gpu, library, tensorCache, (name) => store.read(name), compiling);
+    const model = await TVMModel.load(gpu, library, tensorCache, (name) => store.read(name), compiling);
     const conv = chatConfig.conv_template ?? {};
     const info = {
       bundleId: manifest.bundle_id,
       model: `${manifest.model}-${manifest.quantization}`,
       quantization: manifest.quantization,
-      device: "webgpu",
-      adapter: { vendor: gpu.adapterInfo?.vendor ?? "", architecture: gpu.adapterInfo?.architecture ?? "" },
+      device,
+      adapter: gpu ? { vendor: gpu.adapterInfo?.vendor ?? "", architecture: gpu.adapterInfo?.architecture ?? "" } : null,
       contextWindowSize: model.contextWindowSize,
       vocabSize: chatConfig.vocab_size,
       temperature: chatConfig.temperature ?? 1,
@@ -105,7 +135,7 @@ async function load({ id, bundleUrl, pageUrl }) {
       loadedBytes: store.totalBytes, totalBytes: store.totalBytes, fraction: 1 });
     return info;
   } catch (error) {
-    gpu.device.destroy();
+    gpu?.device.destroy();
     throw error;
   }
 }

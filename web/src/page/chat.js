@@ -1,7 +1,7 @@
 // The chat page: pick a bundle, load it with the in-browser engine, and chat with streaming answers.
 import "./chat.css";
 import { chatFailedMessage, findWebGPUProblem, loadFailedMessage, webgpuMissingMessage } from "./errors.js";
-import { formatMegabytes, formatProgress, formatStats } from "./format.js";
+import { formatDevice, formatMegabytes, formatProgress, formatStats } from "./format.js";
 import { renderMarkdown } from "./markdown.js";
 
 // The engine is its own module in /static (it starts /static/worker.js next to itself); importing it at run
@@ -30,7 +30,6 @@ const ui = {
 };
 
 const state = {
-  webgpuReady: false, // set once the browser offered a WebGPU adapter
   engine: null,
   loadedModel: null, // the name of the loaded bundle, as the picker gives it
   loading: false,
@@ -51,7 +50,7 @@ function clearNotice() {
 function refreshControls() {
   const busy = state.loading || state.generation !== null;
   const hasBundles = ui.picker.value !== ""; // the template offers one empty option when there are none
-  ui.loadButton.disabled = busy || !hasBundles || !state.webgpuReady;
+  ui.loadButton.disabled = busy || !hasBundles;
   ui.picker.disabled = busy || !hasBundles;
   ui.message.disabled = !state.loadedModel || state.loading;
   ui.sendButton.disabled = !state.loadedModel || busy;
@@ -86,7 +85,7 @@ async function loadSelectedBundle() {
   try {
     const engine = await getEngine();
     state.loadedModel = null; // load() replaces the loaded bundle, or leaves none when it fails
-    await engine.load(url, {
+    const info = await engine.load(url, {
       onProgress: (progress) => {
         totalBytes = progress.totalBytes || totalBytes;
         showProgress(progress);
@@ -94,7 +93,7 @@ async function loadSelectedBundle() {
     });
     state.loadedModel = modelName;
     const seconds = ((performance.now() - started) / 1000).toFixed(1);
-    ui.status.textContent = `Ready: ${modelName}, ${formatMegabytes(totalBytes)} loaded in ${seconds} s`;
+    ui.status.textContent = `Ready: ${modelName} on ${formatDevice(info)}, ${formatMegabytes(totalBytes)} loaded in ${seconds} s`;
   } catch (error) {
     console.error(error);
     ui.status.textContent = "No model loaded";
@@ -261,6 +260,4 @@ ui.newChatButton.addEventListener("click", newChat);
 refreshControls();
 findWebGPUProblem().then((problem) => {
   if (problem) showNotice(webgpuMissingMessage(problem));
-  state.webgpuReady = problem === null;
-  refreshControls();
 });

@@ -11,7 +11,14 @@ export async function findWebGPUProblem() {
   }
 }
 
+// The model still runs without WebGPU, on the CPU; the notice says why it may be slower and how to get WebGPU.
+const CPU_FALLBACK = " Meanwhile tabllm runs the model on this computer's CPU (WebAssembly): slower, but it works.";
+
 export function webgpuMissingMessage(problem) {
+  return webgpuProblemText(problem) + CPU_FALLBACK;
+}
+
+function webgpuProblemText(problem) {
   if (problem === "insecure-context") {
     return `This page was opened over plain HTTP from ${location.host}, so the browser hides WebGPU (it needs a ` +
       "secure context). Open it at http://127.0.0.1 or http://localhost on the machine running the server, " +
@@ -22,7 +29,7 @@ export function webgpuMissingMessage(problem) {
       "its driver blocklisted. In Chrome or Edge, check chrome://gpu; on Linux, enable chrome://flags/#enable-unsafe-webgpu " +
       "and chrome://flags/#enable-vulkan, then restart the browser. Updating the GPU driver can also help.";
   }
-  return "This browser does not offer WebGPU, which tabllm needs to run the model. Use a recent Chrome or Edge " +
+  return "This browser does not offer WebGPU, which runs the model on the GPU. Use a recent Chrome or Edge " +
     "(version 113 or later) on desktop or Android, or Safari 26 or later; in Firefox, WebGPU may need to be " +
     "enabled. If WebGPU is turned off in the browser's settings or flags, turn it on and reload.";
 }
@@ -34,7 +41,7 @@ function errorCode(error) {
 
 export function loadFailedMessage(error, modelName) {
   if (errorCode(error) === "webgpu_unavailable") {
-    return `${webgpuMissingMessage("no-adapter")} (${error.message})`;
+    return `${webgpuProblemText("no-adapter")} (${error.message})`;
   }
   return `Could not load ${modelName}: ${error?.message ?? error}. Check that the server is still running and ` +
     "reload the page; if it fails again, rebuild the bundle with python -m compile.";

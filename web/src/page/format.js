@@ -28,3 +28,10 @@ export function formatStats(usage, finishReason) {
   if (finishReason === "length") parts.push("stopped at max tokens");
   return parts.join(" · ");
 }
+
+// Where the model runs, for the status line: the WebGPU adapter, or the CPU through WebAssembly.
+export function formatDevice(info) {
+  if (info.device === "wasm") return "the CPU (WebAssembly)";
+  const adapter = [info.adapter?.vendor, info.adapter?.architecture].filter(Boolean).join(" ");
+  return adapter ? `WebGPU (${adapter})` : "WebGPU";
+}

@@ -1,12 +1,14 @@
-// A bundle's WebGPU model library driven through tvmjs: the VM, the weights on the GPU, and one sequence in
-// TVM's paged KV cache (embed -> prefill in chunks -> decode), as compile/native.py drives the native build.
+// A bundle's model library driven through tvmjs: the VM, the weights on the device, and one sequence in TVM's
+// paged KV cache (embed -> prefill in chunks -> decode), as compile/native.py drives the native build. The
+// device is WebGPU (the *-webgpu.wasm library) or the CPU (the *-wasm32.wasm library, WebAssembly SIMD).
 import * as tvmjs from "@mlc-ai/web-runtime";
 import { BundleError, WebGPUUnavailableError } from "./errors.js";
 
 const PAGE_SIZE = 16; // tokens per KV cache page, as WebLLM uses
 const SEQUENCE_ID = 0; // one conversation at a time
 
-/** A WebGPU device, or WebGPUUnavailableError saying why not (tvmjs checks the limits it needs). */
+/** A WebGPU device, or WebGPUUnavailableError saying why not (tvmjs checks the limits it needs).
+ * `adapterInfo.isFallbackAdapter` is true for a software implementation (SwiftShader). */
 export async function requestWebGPU() {
   if (typeof navigator === "undefined" || !navigator.gpu) {
     throw new WebGPUUnavailableError("WebGPU is not available in this browser (navigator.gpu is undefined): use a "
@@ -19,11 +21,21 @@ export async function requestWebGPU() {
   }
 }
 
+const messageTurn = new MessageChannel();
+
+/** Resolves in a later task, after the messages already queued for this worker have been handled. */
+function handlePendingMessages() {
+  return new Promise((resolve) => {
+    messageTurn.port1.onmessage = () => resolve();
+    messageTurn.port2.postMessage(null);
+  });
+}
+
 /** @implements {import("./generation.js").LanguageModel} */
-export class WebGPUModel {
+export class TVMModel {
   /**
-   * @param {{device: GPUDevice}} gpu from requestWebGPU()
-   * @param {Uint8Array} library the *-webgpu.wasm bytes (a view of its whole ArrayBuffer)
+   * @param {{device: GPUDevice} | null} gpu from requestWebGPU(), or null to run on the CPU
+   * @param {Uint8Array} library the model library's bytes for that device (a view of its whole ArrayBuffer)
    * @param {any} tensorCache the parsed tensor-cache.json
    * @param {(name: string) => Promise<Uint8Array>} readShard verified bytes of a shard
    * @param {() => void} onCompile called before the WebGPU pipelines are compiled
@@ -32,17 +44,19 @@ export class WebGPUModel {
     const tvm = await tvmjs.instantiate(library.buffer, tvmjs.createPolyfillWASI(),
       (message) => console.log(`[tvmjs] ${message}`));
     try {
-      tvm.initWebGPU(gpu.device);
-      const device = tvm.webgpu();
+      if (gpu) tvm.initWebGPU(gpu.device);
+      const device = gpu ? tvm.webgpu() : tvm.cpu();
       tvm.beginScope();
       const vm = tvm.detachFromCurrentScope(tvm.createVirtualMachine(device));
       const metadata = JSON.parse(vm.getFunction("_metadata")().toString());
-      checkLimits(gpu.device, metadata, tensorCache);
-      onCompile();
-      await tvm.asyncLoadWebGPUPipelines(vm.getInternalModule());
+      if (gpu) {
+        checkLimits(gpu.device, metadata, tensorCache);
+        onCompile();
+        await tvm.asyncLoadWebGPUPipelines(vm.getInternalModule());
+      }
       const params = tvm.detachFromCurrentScope(await uploadParams(tvm, device, metadata, tensorCache, readShard));
       tvm.endScope();
-      return new WebGPUModel(tvm, device, vm, params, metadata);
+      return new TVMModel(tvm, device, vm, params, metadata);
     } catch (error) {
       tvm.dispose();
       throw error;
@@ -116,6 +130,8 @@ export class WebGPUModel {
       const logits = output.get(0);
       const host = tvm.empty(logits.shape, "float32", tvm.cpu()).copyFrom(logits);
       await this.device.sync();
+      // On the CPU nothing above waits for anything: let the worker handle its messages (an abort) now.
+      if (this.device.deviceType === tvm.cpu().deviceType) await handlePendingMessages();
       this.tokens.push(...ids);
       return /** @type {Float32Array} */ (host.toArray()); // [1, 1, vocab]: the last token's logits
     } catch (error) {
@@ -135,7 +151,7 @@ export class WebGPUModel {
   }
 }
 
-/** Every tensor of the tensor cache uploaded to the GPU, shard by shard; the VM's params in metadata order. */
+/** Every tensor of the tensor cache uploaded to the device, shard by shard; the VM's params in metadata order. */
 async function uploadParams(tvm, device, metadata, tensorCache, readShard) {
   const byName = new Map();
   try {

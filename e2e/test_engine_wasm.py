@@ -1,0 +1,100 @@
+"""The engine's CPU path: the bundle's WebAssembly SIMD library (`*-wasm32.wasm`) run by the same engine, chosen
+by `device: "auto"` when WebGPU is missing or only a software adapter (SwiftShader) is there, or asked for with
+`device: "wasm"`. Same API, same answers as the numpy reference; cancellation works although a CPU step never
+waits on a GPU. Timings are printed (run with -s), not asserted.
+"""
+import pytest
+
+from e2e.browser import launch_chromium_without_webgpu, open_engine_page
+
+LOAD = """async ([url, device]) => {
+    const info = await window.engine.load(url, {device});
+    return {info, device: window.engine.device};
+}"""
+
+
+@pytest.fixture(scope="module")
+def bundle_url(smollm2_q4_bundle):
+    return f"/bundles/{smollm2_q4_bundle.bundle_id}/"
+
+
+@pytest.fixture(scope="module")
+def engine_page(webgpu_browser, site):
+    url, _ = site
+    context = webgpu_browser.new_context()
+    yield open_engine_page(context, url)
+    context.close()
+
+
+def greedy(page, messages, max_tokens):
+    return page.evaluate("([m, n]) => window.engine.chat.completions.create({messages: m, temperature: 0, "
+                         "max_tokens: n})", [messages, max_tokens])
+
+
+def test_auto_runs_on_the_cpu_when_the_only_adapter_is_software(engine_page, bundle_url):
+    loaded = engine_page.evaluate(LOAD, [bundle_url, "auto"])
+    assert loaded["device"] == "wasm" and loaded["info"]["device"] == "wasm" and loaded["info"]["adapter"] is None
+
+
+def test_greedy_answer_on_the_cpu_is_the_reference_answer(engine_page, smollm2_greedy_case, smollm2_tokenizer):
+    case = smollm2_greedy_case
+    assert engine_page.evaluate("(m) => window.engine.promptIds(m)", case["messages"]) == case["prompt_ids"]
+    completion = greedy(engine_page, case["messages"], case["max_new_tokens"])
+    answer_ids = case["greedy_ids"][:-1]  # the reference's last id is <|im_end|>, which ends the answer unseen
+    assert completion["choices"][0]["message"]["content"] == smollm2_tokenizer.decode(answer_ids)
+    assert completion["choices"][0]["finish_reason"] == "stop"
+    usage = completion["usage"]
+    assert (usage["prompt_tokens"], usage["completion_tokens"]) == (len(case["prompt_ids"]), len(case["greedy_ids"]))
+    print(f"\nwasm: time to first token {usage['extra']['time_to_first_token_s']:.2f} s, "
+          f"prefill {usage['extra']['prefill_tokens_per_s']:.1f} tok/s, "
+          f"decode {usage['extra']['decode_tokens_per_s']:.1f} tok/s")
+
+
+def test_abort_ends_a_cpu_generation_and_the_engine_stays_usable(engine_page, smollm2_greedy_case):
+    story = [{"role": "user", "content": "Write a long story about a robot who learns to paint."}]
+    result = engine_page.evaluate("""async (messages) => {
+        const controller = new AbortController();
+        const stream = await window.engine.chat.completions.create(
+            {messages, temperature: 0, max_tokens: 512, stream: true, stream_options: {include_usage: true},
+             signal: controller.signal});
+        let pieces = 0, finish = null, usage = null;
+        for await (const chunk of stream) {
+            if (chunk.choices[0]?.delta?.content) pieces += 1;
+            if (pieces === 4 && !controller.signal.aborted) controller.abort();
+            finish = chunk.choices[0]?.finish_reason ?? finish;
+            usage = chunk.usage ?? usage;
+        }
+        return {finish, usage};
+    }""", story)
+    assert result["finish"] == "abort"
+    assert result["usage"]["completion_tokens"] < 64  # stopped within a few steps, far short of 512
+    answer = greedy(engine_page, smollm2_greedy_case["messages"], 1)
+    assert answer["choices"][0]["message"]["content"] == "The"
+
+
+def test_an_unknown_device_is_an_invalid_request(engine_page, bundle_url):
+    error = engine_page.evaluate("""async (url) => {
+        try { await window.engine.load(url, {device: "tpu"}); } catch (e) { return {name: e.name, body: e.body}; }
+        return null;
+    }""", bundle_url)
+    assert error["name"] == "InvalidRequestError"
+    assert error["body"]["param"] == "device" and error["body"]["type"] == "invalid_request_error"
+
+
+def test_without_webgpu_auto_runs_on_the_cpu_and_webgpu_is_refused(webgpu_browser, site, bundle_url,
+                                                                     smollm2_greedy_case):
+    url, _ = site
+    browser = launch_chromium_without_webgpu(webgpu_browser.browser_type)
+    try:
+        page = open_engine_page(browser.new_context(), url)
+        refused = page.evaluate("""async (url) => {
+            try { await window.engine.load(url, {device: "webgpu"}); } catch (e) { return e.body.code; }
+            return null;
+        }""", bundle_url)
+        loaded = page.evaluate(LOAD, [bundle_url, "auto"])
+        answer = greedy(page, smollm2_greedy_case["messages"], 3)
+    finally:
+        browser.close()
+    assert refused == "webgpu_unavailable"
+    assert loaded["device"] == "wasm"
+    assert answer["choices"][0]["message"]["content"] == "The capital of"
