@@ -1,7 +1,7 @@
 """python -m bench [--model NAME] [--bundles DIR] [--decode-tokens N] [--json PATH]
 
-One run, one table: the compiled model in the browser (the real server, headless Chromium with WebGPU, the
-q4f32_1 bundle) beside the native CPU build of the same Relax module for each quantization and the numpy
+One run, one table: the compiled model in the browser (the real server, headless Chromium, the q4f32_1 bundle,
+the engine on WebGPU and on the CPU through WebAssembly) beside the native CPU build of the same Relax module for each quantization and the numpy
 reference as the baseline. Every engine answers the same fixed chat prompts with greedy decoding; each figure is
 the median over the prompts: time to first token, prefill and decode tokens/s. Also: load time (browser: cold
 in a fresh profile, then warm after a page reload; native: build + quantize), peak memory (browser: PSS of all
@@ -42,6 +42,8 @@ from static_server import create_app
 ROOT = Path(__file__).resolve().parent.parent
 WEB_DIST = ROOT / "web" / "dist"
 BROWSER_QUANTIZATION = "q4f32_1"
+BROWSER_DEVICES = ("webgpu", "wasm")  # the engine on the GPU (SwiftShader here) and on the CPU
+RATIO_KEYS = ("time_to_first_token_s", "prefill_tokens_per_s", "decode_tokens_per_s", "peak_memory_bytes")
 # Distinct system prompts: consecutive requests share only "<|im_start|>system\n" in the browser's KV cache.
 PROMPTS = [
     [{"role": "system", "content": "Answer as a geography teacher."},
@@ -116,18 +118,24 @@ def chromium_pids() -> list[int]:
     return [pid for pid, exe in exe_of.items() if "chrom" in exe and descends_from_us(pid)]
 
 
+def has_both_libraries(bundle) -> bool:
+    """Bundles from before the CPU library existed hold only the WebGPU one."""
+    return all(any(f["path"].endswith(f"-{kind}.wasm") for f in bundle.manifest["files"]) for kind in ("webgpu", "wasm32"))
+
+
 def prompt_ids(tokenizer: Tokenizer, tokenizer_config: dict, messages) -> list[int]:
     text = render_chat_template(tokenizer_config, messages, add_generation_prompt=True)
     return tokenizer.encode(text, add_special_tokens=False).ids
 
 
-def bench_browser(bundles_dir: Path, bundle, decode_tokens: int) -> Result:
-    """The real server and page in headless Chromium (WebGPU on whatever adapter it finds)."""
+def bench_browser(bundles_dir: Path, bundle, decode_tokens: int, device: str) -> Result:
+    """The real server and page in headless Chromium, the engine on `device`: "webgpu" (on whatever adapter
+    Chromium finds) or "wasm" (the CPU library, WebAssembly SIMD, one thread)."""
     if not (WEB_DIST / "engine.js").is_file():
         raise SystemExit(f"{WEB_DIST} is not built: run `make setup` (or `npm run build --prefix web`)")
-    load = """async (url) => {
+    load = """async ([url, device]) => {
         const start = performance.now();
-        await window.engine.load(url, {device: "webgpu"});
+        await window.engine.load(url, {device});
         return (performance.now() - start) / 1000;
     }"""
     bundle_url = f"/bundles/{bundle.bundle_id}/"
@@ -135,17 +143,20 @@ def bench_browser(bundles_dir: Path, bundle, decode_tokens: int) -> Result:
             PeakMemory(chromium_pids) as memory:
         browser = launch_webgpu_chromium(playwright.chromium)
         page = open_engine_page(browser.new_context(), server.url)  # a fresh profile: an empty Cache API
-        cold = page.evaluate(load, bundle_url)
+        cold = page.evaluate(load, [bundle_url, device])
         page.reload()  # a new engine: everything comes from the Cache API
         create_page_engine(page)
-        warm = page.evaluate(load, bundle_url)
+        warm = page.evaluate(load, [bundle_url, device])
         usages = [page.evaluate("(r) => window.engine.chat.completions.create(r)", {
             "messages": messages, "temperature": 0, "max_tokens": decode_tokens})["usage"] for messages in PROMPTS]
         adapter = page.evaluate("async () => (await navigator.gpu.requestAdapter()).info.architecture")
         browser.close()
     median = lambda key: statistics.median(u["extra"][key] for u in usages)
-    return Result(f"browser WebGPU ({adapter})", BROWSER_QUANTIZATION, cold, warm, median("time_to_first_token_s"),
-                  median("prefill_tokens_per_s"), median("decode_tokens_per_s"), memory.peak, bundle.total_bytes)
+    engine = f"browser WebGPU ({adapter})" if device == "webgpu" else "browser WASM CPU (SIMD, 1 thread)"
+    other_library = "-wasm32.wasm" if device == "webgpu" else "-webgpu.wasm"  # in the bundle, never fetched
+    loaded_bytes = sum(f["bytes"] for f in bundle.manifest["files"] if not f["path"].endswith(other_library))
+    return Result(engine, BROWSER_QUANTIZATION, cold, warm, median("time_to_first_token_s"),
+                  median("prefill_tokens_per_s"), median("decode_tokens_per_s"), memory.peak, loaded_bytes)
 
 
 def measure_prompts(prefill, decode, prompts: list[list[int]], decode_tokens: int) -> tuple[float, float, float]:
@@ -215,21 +226,20 @@ def main() -> None:
     args = parser.parse_args()
 
     bundle_dir = args.bundles / f"{args.model}-{BROWSER_QUANTIZATION}"
-    if not (bundle_dir / "manifest.json").is_file():
+    if not (bundle_dir / "manifest.json").is_file() or not has_both_libraries(load_bundle(bundle_dir)):
         compile_bundle(args.model, output=bundle_dir, report=print)
     bundle = load_bundle(bundle_dir)
     tokenizer = Tokenizer.from_file(str(bundle_dir / "tokenizer.json"))
     tokenizer_config = json.loads((bundle_dir / "tokenizer_config.json").read_text(encoding="utf-8"))
     prompts = [prompt_ids(tokenizer, tokenizer_config, messages) for messages in PROMPTS]
 
-    results = [bench_browser(args.bundles, bundle, args.decode_tokens)]
+    results = [bench_browser(args.bundles, bundle, args.decode_tokens, device) for device in BROWSER_DEVICES]
     config, weights = load_fp32_model(resolve_gguf(args.model))
     results += [bench_native(config, weights, q, prompts, args.decode_tokens) for q in QUANTIZATIONS]
     results.append(bench_reference(config, weights, prompts, args.decode_tokens))
-    browser, native = results[0], next(r for r in results if r.engine == "TVM native CPU"
-                                       and r.quantization == BROWSER_QUANTIZATION)
-    ratios = {key: getattr(browser, key) / getattr(native, key)
-              for key in ("time_to_first_token_s", "prefill_tokens_per_s", "decode_tokens_per_s", "peak_memory_bytes")}
+    native = next(r for r in results if r.engine == "TVM native CPU" and r.quantization == BROWSER_QUANTIZATION)
+    ratios = {browser.engine: {key: getattr(browser, key) / getattr(native, key) for key in RATIO_KEYS}
+              for browser in results[:len(BROWSER_DEVICES)]}
 
     machine = f"{cpu_model()}, {os.cpu_count()} cores, OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', '-')}"
     table = Table(title=f"{args.model}: {len(PROMPTS)} chat prompts ({', '.join(str(len(p)) for p in prompts)} tokens), "
@@ -243,9 +253,10 @@ def main() -> None:
                       fmt(r.time_to_first_token_s, ".2f"), fmt(r.prefill_tokens_per_s, ".1f"),
                       fmt(r.decode_tokens_per_s, ".1f"), fmt(r.peak_memory_bytes / 1e6, ".0f"),
                       fmt(r.weight_bytes / 1e6, ".0f"))
-    table.add_row(f"browser / native ({BROWSER_QUANTIZATION})", "", "", "", f"{ratios['time_to_first_token_s']:.1f}x",
-                  f"{ratios['prefill_tokens_per_s']:.3f}x", f"{ratios['decode_tokens_per_s']:.3f}x",
-                  f"{ratios['peak_memory_bytes']:.1f}x", "")
+    for engine, ratio in ratios.items():
+        table.add_row(f"{engine} / native", "", "", "", f"{ratio['time_to_first_token_s']:.2f}x",
+                      f"{ratio['prefill_tokens_per_s']:.3f}x", f"{ratio['decode_tokens_per_s']:.3f}x",
+                      f"{ratio['peak_memory_bytes']:.1f}x", "")
     Console(width=140).print(table)
     args.json.write_text(json.dumps({
         "model": args.model, "machine": machine, "prompts": PROMPTS, "prompt_tokens": [len(p) for p in prompts],
