@@ -13,7 +13,7 @@ from starlette.staticfiles import StaticFiles
 
 from compile.bundle import Bundle, load_bundle
 from compile.pipeline import compile_bundle
-from e2e.browser import launch_webgpu_chromium, print_page_problems
+from e2e.browser import launch_webgpu_chromium, open_engine_page, print_page_problems
 from e2e.server import BackgroundServer, RequestLog
 from static_server import create_app
 
@@ -97,3 +97,17 @@ def smollm2_q0_bundle(tmp_path_factory) -> Bundle:
                    report=lambda message: None)
     return load_bundle(directory / f"{SMOLLM2}-q0f32")
 
+
+
+@pytest.fixture(scope="session")
+def bundle_url(smollm2_q4_bundle):
+    return f"/bundles/{smollm2_q4_bundle.bundle_id}/"
+
+
+@pytest.fixture(scope="module")
+def engine_page(webgpu_browser, site):
+    """The real chat page with one engine (window.engine), shared by the tests of one module, in order."""
+    url, _ = site
+    context = webgpu_browser.new_context()
+    yield open_engine_page(context, url)
+    context.close()

@@ -9,23 +9,8 @@ shared by the whole module, in order, and generations stay short. Timings are pr
 """
 import shutil
 
-import pytest
 
 from e2e.browser import create_page_engine, launch_chromium_without_webgpu, open_engine_page
-
-
-@pytest.fixture(scope="module")
-def engine_page(webgpu_browser, site):
-    """The real chat page with one engine (window.engine), shared by the tests of this module, in order."""
-    url, _ = site
-    context = webgpu_browser.new_context()
-    yield open_engine_page(context, url)
-    context.close()
-
-
-@pytest.fixture(scope="module")
-def bundle_url(smollm2_q4_bundle):
-    return f"/bundles/{smollm2_q4_bundle.bundle_id}/"
 
 
 def error_of(page, script: str, arg=None) -> dict:

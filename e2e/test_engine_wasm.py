@@ -3,27 +3,12 @@ by `device: "auto"` when WebGPU is missing or only a software adapter (SwiftShad
 `device: "wasm"`. Same API, same answers as the numpy reference; cancellation works although a CPU step never
 waits on a GPU. Timings are printed (run with -s), not asserted.
 """
-import pytest
-
 from e2e.browser import launch_chromium_without_webgpu, open_engine_page
 
 LOAD = """async ([url, device]) => {
     const info = await window.engine.load(url, {device});
     return {info, device: window.engine.device};
 }"""
-
-
-@pytest.fixture(scope="module")
-def bundle_url(smollm2_q4_bundle):
-    return f"/bundles/{smollm2_q4_bundle.bundle_id}/"
-
-
-@pytest.fixture(scope="module")
-def engine_page(webgpu_browser, site):
-    url, _ = site
-    context = webgpu_browser.new_context()
-    yield open_engine_page(context, url)
-    context.close()
 
 
 def greedy(page, messages, max_tokens):
