@@ -9,7 +9,6 @@ shared by the whole module, in order, and generations stay short. Timings are pr
 """
 import shutil
 
-
 from e2e.browser import create_page_engine, launch_chromium_without_webgpu, open_engine_page
 
 
