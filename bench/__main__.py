@@ -1,8 +1,8 @@
 """python -m bench [--model NAME] [--bundles DIR] [--decode-tokens N] [--json PATH]
 
 One run, one table: the compiled model in the browser (the real server, headless Chromium, the q4f32_1 bundle,
-the engine on WebGPU and on the CPU through WebAssembly) beside the native CPU build of the same Relax module for each quantization and the numpy
-reference as the baseline. Every engine answers the same fixed chat prompts with greedy decoding; each figure is
+the engine on WebGPU and on the CPU through WebAssembly) beside the native CPU build of the same Relax module
+for each quantization and the numpy reference as the baseline. Every engine answers the same fixed chat prompts with greedy decoding; each figure is
 the median over the prompts: time to first token, prefill and decode tokens/s. Also: load time (browser: cold
 in a fresh profile, then warm after a page reload; native: build + quantize), peak memory (browser: PSS of all
 Chromium processes; native: RSS of this Python process, which also holds the float32 weights it builds from),
@@ -13,7 +13,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -29,14 +28,14 @@ from compile.build import build, export_model, native_cpu_target
 from compile.bundle import load_bundle
 from compile.llama import CompileOptions, llama_params
 from compile.native import NativeModel
-from compile.pipeline import compile_bundle
+from compile.pipeline import LIBRARY_TARGETS, compile_bundle
 from compile.quantization import QUANTIZATIONS, get_quantization
 from e2e.browser import create_page_engine, launch_webgpu_chromium, open_engine_page
 from e2e.server import BackgroundServer
 from models.convert import load_fp32_model
 from models.fetch import resolve_gguf
 from models.reference import NumpyLlama
-from models.tokenizer import render_chat_template
+from models.tokenizer import chat_prompt_ids
 from static_server import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -118,14 +117,9 @@ def chromium_pids() -> list[int]:
     return [pid for pid, exe in exe_of.items() if "chrom" in exe and descends_from_us(pid)]
 
 
-def has_both_libraries(bundle) -> bool:
+def has_every_library(bundle) -> bool:
     """Bundles from before the CPU library existed hold only the WebGPU one."""
-    return all(any(f["path"].endswith(f"-{kind}.wasm") for f in bundle.manifest["files"]) for kind in ("webgpu", "wasm32"))
-
-
-def prompt_ids(tokenizer: Tokenizer, tokenizer_config: dict, messages) -> list[int]:
-    text = render_chat_template(tokenizer_config, messages, add_generation_prompt=True)
-    return tokenizer.encode(text, add_special_tokens=False).ids
+    return all(any(f["path"].endswith(f"-{kind}.wasm") for f in bundle.manifest["files"]) for kind in LIBRARY_TARGETS)
 
 
 def bench_browser(bundles_dir: Path, bundle, decode_tokens: int, device: str) -> Result:
@@ -226,12 +220,12 @@ def main() -> None:
     args = parser.parse_args()
 
     bundle_dir = args.bundles / f"{args.model}-{BROWSER_QUANTIZATION}"
-    if not (bundle_dir / "manifest.json").is_file() or not has_both_libraries(load_bundle(bundle_dir)):
+    if not (bundle_dir / "manifest.json").is_file() or not has_every_library(load_bundle(bundle_dir)):
         compile_bundle(args.model, output=bundle_dir, report=print)
     bundle = load_bundle(bundle_dir)
     tokenizer = Tokenizer.from_file(str(bundle_dir / "tokenizer.json"))
     tokenizer_config = json.loads((bundle_dir / "tokenizer_config.json").read_text(encoding="utf-8"))
-    prompts = [prompt_ids(tokenizer, tokenizer_config, messages) for messages in PROMPTS]
+    prompts = [chat_prompt_ids(tokenizer, tokenizer_config, messages) for messages in PROMPTS]
 
     results = [bench_browser(args.bundles, bundle, args.decode_tokens, device) for device in BROWSER_DEVICES]
     config, weights = load_fp32_model(resolve_gguf(args.model))

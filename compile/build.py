@@ -1,5 +1,6 @@
 """Model -> Relax IRModule with the full model-library ABI -> built library for one target."""
 import json
+import math
 from dataclasses import dataclass
 
 import tvm
@@ -25,10 +26,7 @@ class ParamSpec:
 
     @property
     def nbytes(self) -> int:
-        size = 1
-        for dim in self.shape:
-            size *= dim
-        return size * tvm.runtime.DataType(self.dtype).bits // 8
+        return math.prod(self.shape) * tvm.runtime.DataType(self.dtype).bits // 8
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import pytest
 from e2e.browser import STEP_TIMEOUT_MS, print_page_problems
 from models.quantization import q4f32_1_round_trip
 from models.reference import NumpyLlama
-from models.tokenizer import render_chat_template
+from models.tokenizer import chat_prompt_ids
 
 MODEL = "smollm2-135m-instruct"
 DECODE_STEPS = 4  # SwiftShader decodes at a few tokens per second: keep it short
@@ -42,11 +42,6 @@ def q4_runner(webgpu_browser, site, smollm2_q4_bundle):
     context.close()
 
 
-def chat_prompt_ids(tokenizer, tokenizer_config, content: str) -> list[int]:
-    prompt = render_chat_template(tokenizer_config, [{"role": "user", "content": content}], add_generation_prompt=True)
-    return tokenizer.encode(prompt, add_special_tokens=False).ids
-
-
 def reference_greedy(reference: NumpyLlama, prompt_ids: list[int], steps: int) -> tuple[list[int], float]:
     """`steps` greedy ids from `reference` and the smallest top-1/top-2 logit margin over those steps."""
     reference.reset()
@@ -62,7 +57,7 @@ def reference_greedy(reference: NumpyLlama, prompt_ids: list[int], steps: int) -
 
 def assert_greedy_matches(page, reference, tokenizer, tokenizer_config, prompts):
     for content in prompts:
-        prompt_ids = chat_prompt_ids(tokenizer, tokenizer_config, content)
+        prompt_ids = chat_prompt_ids(tokenizer, tokenizer_config, [{"role": "user", "content": content}])
         want, margin = reference_greedy(reference, prompt_ids, GREEDY_STEPS)
         assert margin > MIN_MARGIN, f"{content!r}: reference margin {margin:.3f} is too small to compare tokens"
         assert tokenizer_config["eos_token_id"] not in want, f"{content!r}: the reference answer is shorter than 16"

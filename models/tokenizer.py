@@ -91,6 +91,13 @@ def write_tokenizer_files(gguf_path: Path, out_dir: Path) -> None:
     (out_dir / "tokenizer_config.json").write_text(json.dumps(config, ensure_ascii=False, indent=1), encoding="utf-8")
 
 
+def chat_prompt_ids(tokenizer, tokenizer_config: Mapping, messages: Sequence[Mapping[str, str]]) -> list[int]:
+    """The token ids a chat model is fed for `messages`: the template with the generation prompt, tokenized
+    (`tokenizer`: a `tokenizers.Tokenizer` of the same model; the template already holds the special tokens)."""
+    prompt = render_chat_template(tokenizer_config, messages, add_generation_prompt=True)
+    return tokenizer.encode(prompt, add_special_tokens=False).ids
+
+
 def render_chat_template(
     tokenizer_config: Mapping, messages: Sequence[Mapping[str, str]], *, add_generation_prompt: bool
 ) -> str:

@@ -8,7 +8,7 @@ from compile.native import NativeModel
 from compile.quantization import get_quantization
 from models.quantization import q4f32_1_round_trip
 from models.reference import NumpyLlama
-from models.tokenizer import render_chat_template
+from models.tokenizer import chat_prompt_ids
 
 STEPS = 16
 # A prompt whose greedy answer runs past 16 tokens (the capital question ends after 8).
@@ -25,8 +25,7 @@ def native_model(config, weights, quantization: str, options: CompileOptions = O
 
 @pytest.fixture(scope="module")
 def story_prompt_ids(smollm2_tokenizer, smollm2_tokenizer_config):
-    prompt = render_chat_template(smollm2_tokenizer_config, STORY, add_generation_prompt=True)
-    return smollm2_tokenizer.encode(prompt, add_special_tokens=False).ids
+    return chat_prompt_ids(smollm2_tokenizer, smollm2_tokenizer_config, STORY)
 
 
 @pytest.mark.parametrize("quantization", ["q0f32", "q4f32_1"])

@@ -5,7 +5,7 @@ import pytest
 
 from models.llama import dequantize_llama
 from models.reference import NumpyLlama
-from models.tokenizer import render_chat_template
+from models.tokenizer import chat_prompt_ids, render_chat_template
 
 
 def test_prompt_renders_and_tokenizes_to_the_recorded_ids(smollm2_greedy_case, smollm2_tokenizer,
@@ -14,6 +14,7 @@ def test_prompt_renders_and_tokenizes_to_the_recorded_ids(smollm2_greedy_case, s
     prompt = render_chat_template(smollm2_tokenizer_config, case["messages"], add_generation_prompt=True)
     assert prompt == case["prompt"]
     assert smollm2_tokenizer.encode(prompt, add_special_tokens=False).ids == case["prompt_ids"]
+    assert chat_prompt_ids(smollm2_tokenizer, smollm2_tokenizer_config, case["messages"]) == case["prompt_ids"]
 
 
 def test_prefill_logits_equal_step_by_step_decode_logits(smollm2_reference, smollm2_greedy_case):
