@@ -12,7 +12,7 @@ from tvm.s_tir import dlight as dl
 from compile.llama import CompileOptions, LlamaForCausalLM
 from compile.logits import add_logits_functions
 from compile.quantization import Quantization
-from compile.schedules import Q4MatmulPerThread, Q4MatmulVectorized
+from compile.schedules import Q4MatmulPerThread, Q4MatmulGrouped
 from models.llama import LlamaConfig
 
 NATIVE_CPU_HOST = {"kind": "llvm"}
@@ -84,7 +84,7 @@ def _attach_bounds(mod: tvm.IRModule, options: CompileOptions) -> tvm.IRModule:
 
 def export_model(config: LlamaConfig, options: CompileOptions, quantization: Quantization,
                  target: tvm.target.Target) -> ExportedModel:
-    model = quantization.quantize_module(LlamaForCausalLM(config, options, target))
+    model = quantization.quantize_module(LlamaForCausalLM(config, options, target), target)
     mod, named_params = model.export_tvm(spec=model.export_spec())
     params = [ParamSpec(name, tuple(int(d) for d in p.shape), p.dtype) for name, p in named_params]
     metadata = _metadata("llama", config, options, quantization, params)
@@ -104,7 +104,7 @@ def _pipeline(target: tvm.target.Target) -> tvm.transform.Pass:
         rules = [Q4MatmulPerThread(), dl.gpu.Matmul(), dl.gpu.GEMV(), dl.gpu.Reduction(), dl.gpu.GeneralReduction(),
                  dl.gpu.Fallback()]
     else:
-        backend, rules = cpu_generic, [Q4MatmulVectorized()]
+        backend, rules = cpu_generic, [Q4MatmulGrouped()]
 
     @tvm.transform.module_pass(opt_level=0)
     def pipeline(mod: tvm.IRModule, _ctx) -> tvm.IRModule:

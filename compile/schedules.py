@@ -20,6 +20,8 @@ from models.quantization import ELEMS_PER_WORD
 
 THREADS_PER_WORKGROUP = 64
 TOKENS_PER_THREAD = 8  # prefill: each decoded weight serves this many tokens
+TOKENS_PER_CPU_TILE = 2  # measured in wasm: 2 tokens per nibble converted pays, 4 spill SIMD registers
+GROUPED_BLOCKS = {"q4_x_scaled", "q4_x_offset", "q4_group_partial", "q4_matmul"}
 
 
 def _q4_matmul(sch: s_tir.Schedule) -> tuple[SBlockInfo, list[SBlockInfo]] | None:
@@ -84,23 +86,46 @@ class Q4MatmulPerThread(GPUScheduleRule):
         return sch
 
 
-class Q4MatmulVectorized(ScheduleRule):
-    """q4_matmul on a CPU: eight partial sums, one per position in a packed word, so that the dequantize and
-    multiply-add of a whole word run as SIMD lanes; the partial sums are added at the end."""
+class Q4MatmulGrouped(ScheduleRule):
+    """The grouped q4_matmul (quantization._q4_matmul_grouped) on a CPU. Per output feature (and per pair of
+    tokens in prefill, so each nibble is converted once for both): 8 lane sums kept in registers as SIMD
+    vectors; per group the 4 words' products are summed in registers, then scaled into the lane sums; the
+    lanes are added once per output. The x_scaled and x_offset prologues run once per call."""
 
     def apply(self, func: tirx.PrimFunc, target: Target, _: bool) -> s_tir.Schedule | None:
         if not isinstance(func, tirx.PrimFunc):
             return None
         sch = s_tir.Schedule(func)
-        found = _q4_matmul(sch)
-        if found is None:
+        names = {sch.get(block).name_hint: block for block in sch.get_child_blocks(sch.get_sblock("root"))}
+        if not GROUPED_BLOCKS <= names.keys():
             return None
-        matmul, _ = found
-        loops = sch.get_loops(matmul.block_rv)
-        (reduction,) = [loop for loop, kind in zip(loops, matmul.dom_kind()) if kind == "R"]
-        _, within_word = sch.split(reduction, factors=[None, ELEMS_PER_WORD])
-        partial_sums = sch.rfactor(within_word, factor_axis=0)
-        *_, words, lanes = sch.get_loops(partial_sums)
-        sch.vectorize(lanes)
-        sch.decompose_reduction(partial_sums, words)
+        infos = normalize_prim_func(sch)
+        if infos is None:
+            return None
+        try_inline(sch, [info for info in infos if sch.get(info.block_rv).name_hint not in GROUPED_BLOCKS])
+        matmul, partial = sch.get_sblock("q4_matmul"), sch.get_sblock("q4_group_partial")
+
+        *token_loops, _, _, lanes = sch.get_loops(matmul)
+        lane_sums = sch.rfactor(lanes, factor_axis=len(token_loops) + 1)
+        *token_loops, feature, _ = sch.get_loops(matmul)  # the write-back of the lane sums
+        tokens = sch.fuse(*token_loops) if token_loops else sch.add_unit_loop(feature)
+        tiled = not isinstance(sch.get(tokens).extent, tirx.IntImm)  # prefill: a symbolic number of tokens
+        if tiled:
+            _, token_in_tile = sch.split(tokens, factors=[None, TOKENS_PER_CPU_TILE])
+            sch.reorder(feature, token_in_tile)
+        depth = 2  # the loops over tokens (or token tiles) and output features
+        sch.compute_at(lane_sums, feature)
+        sch.set_scope(lane_sums, 0, "local")
+        lanes, *tile, groups = sch.get_loops(lane_sums)[depth:]  # rfactor puts the factored lane iter first
+        sch.reorder(groups, *tile, lanes)
+        sch.compute_at(partial, groups)
+        sch.set_scope(partial, 0, "local")
+        *partial_tile, partial_lanes, words = sch.get_loops(partial)[depth + 1:]
+        sch.reorder(words, *partial_tile, partial_lanes)
+        for block, tile_loops, lane_loop, reduction in ((partial, partial_tile, partial_lanes, words),
+                                                        (lane_sums, tile, lanes, groups)):
+            for loop in tile_loops:
+                sch.unroll(loop)
+            sch.vectorize(lane_loop)
+            sch.decompose_reduction(block, reduction)
         return sch

@@ -1,5 +1,6 @@
 """Our schedules for the q4 matmuls: on the GPU one output per thread, no workgroup barriers (slow on
-SwiftShader); on the CPU vectorized partial sums that still compute the right numbers."""
+SwiftShader); on the CPU the grouped form (scale and zero point once per group) in SIMD lanes, which must
+still compute the right numbers."""
 import numpy as np
 import pytest
 import tvm
@@ -13,8 +14,8 @@ from models.quantization import dequantize_q4f32_1, quantize_q4f32_1
 
 
 class LinearWithResidual(nn.Module):
-    def __init__(self):
-        self.proj = Q4Linear(64, 64)
+    def __init__(self, cpu: bool):
+        self.proj = Q4Linear(64, 64, cpu)
 
     def forward(self, x: nn.Tensor):
         return self.proj(x) + x
@@ -36,17 +37,17 @@ def webgpu_source(module: nn.Module, seq_len) -> str:
 
 @pytest.mark.parametrize("seq_len", [1, "seq_len"])
 def test_q4_matmul_kernels_use_no_barriers_or_shared_memory(seq_len):
-    source = webgpu_source(LinearWithResidual(), seq_len)
+    source = webgpu_source(LinearWithResidual(cpu=False), seq_len)
     assert "fn fused_q4_matmul_add_kernel" in source  # the residual add fused into the matmul kernel
     assert "workgroupBarrier" not in source and "var<workgroup>" not in source
     # The reduction unpacks each 32-bit word with constant shifts (the eight nibbles unrolled).
     assert all(f">>{4 * i}u" in source for i in range(8))
 
 
-@pytest.mark.parametrize("seq_len", [1, 5])
-def test_vectorized_cpu_q4_matmul_matches_numpy(seq_len):
-    """The CPU rule (eight partial sums per packed word) computes x @ dequantize(w).T plus the residual."""
-    mod, _ = LinearWithResidual().export_tvm(spec={"forward": {
+@pytest.mark.parametrize("seq_len", [1, 2, 5])  # decode, one token tile, tiles and a partial tile
+def test_grouped_cpu_q4_matmul_matches_numpy(seq_len):
+    """The CPU form and rule compute x @ dequantize(w).T plus the residual."""
+    mod, _ = LinearWithResidual(cpu=True).export_tvm(spec={"forward": {
         "x": nn.spec.Tensor([1, "seq_len", 64], "float32"), "$": {"param_mode": "packed", "effect_mode": "none"}}})
     target = native_cpu_target()
     vm = relax.VirtualMachine(relax.build(mod, target=target, relax_pipeline=_pipeline(target)), tvm.cpu())
