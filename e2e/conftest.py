@@ -1,6 +1,6 @@
-"""Shared browser-test fixtures: Chromium with WebGPU (session-scoped), a local HTTP server factory, the real
-server (static_server.create_app) over a directory holding the real compiled SmolLM2 bundle, and engine pages
-on that server's origin."""
+"""Shared browser-test fixtures: Chromium with WebGPU and without (session-scoped), a local HTTP server factory,
+the real server (static_server.create_app) over a directory holding the real compiled SmolLM2 bundle, and engine
+pages on that server's origin."""
 import contextlib
 import subprocess
 from pathlib import Path
@@ -13,7 +13,8 @@ from starlette.staticfiles import StaticFiles
 
 from compile.bundle import Bundle, load_bundle
 from compile.pipeline import compile_bundle
-from e2e.browser import launch_webgpu_chromium, open_engine_page, print_page_problems
+from e2e.browser import (launch_chromium_without_webgpu, launch_webgpu_chromium, open_engine_page,
+                         print_page_problems)
 from e2e.server import BackgroundServer, RequestLog
 from static_server import create_app
 
@@ -29,6 +30,14 @@ def webgpu_browser():
         browser = launch_webgpu_chromium(playwright.chromium)
         yield browser
         browser.close()
+
+
+@pytest.fixture(scope="session")
+def no_webgpu_browser(webgpu_browser):
+    """Chromium as on a machine without a usable GPU (no WebGPU adapter): the CPU path's browser."""
+    browser = launch_chromium_without_webgpu(webgpu_browser.browser_type)
+    yield browser
+    browser.close()
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ by `device: "auto"` when WebGPU is missing or only a software adapter (SwiftShad
 `device: "wasm"`. Same API, same answers as the numpy reference; cancellation works although a CPU step never
 waits on a GPU. Timings are printed (run with -s), not asserted.
 """
-from e2e.browser import launch_chromium_without_webgpu, open_engine_page
+from e2e.browser import open_engine_page
 
 LOAD = """async ([url, device]) => {
     const info = await window.engine.load(url, {device});
@@ -66,12 +66,12 @@ def test_an_unknown_device_is_an_invalid_request(engine_page, bundle_url):
     assert error["body"]["param"] == "device" and error["body"]["type"] == "invalid_request_error"
 
 
-def test_without_webgpu_auto_runs_on_the_cpu_and_webgpu_is_refused(webgpu_browser, site, bundle_url,
+def test_without_webgpu_auto_runs_on_the_cpu_and_webgpu_is_refused(no_webgpu_browser, site, bundle_url,
                                                                      smollm2_greedy_case):
     url, _ = site
-    browser = launch_chromium_without_webgpu(webgpu_browser.browser_type)
+    context = no_webgpu_browser.new_context()
     try:
-        page = open_engine_page(browser.new_context(), url)
+        page = open_engine_page(context, url)
         refused = page.evaluate("""async (url) => {
             try { await window.engine.load(url, {device: "webgpu"}); } catch (e) { return e.body.code; }
             return null;
@@ -79,7 +79,7 @@ def test_without_webgpu_auto_runs_on_the_cpu_and_webgpu_is_refused(webgpu_browse
         loaded = page.evaluate(LOAD, [bundle_url, "auto"])
         answer = greedy(page, smollm2_greedy_case["messages"], 3)
     finally:
-        browser.close()
+        context.close()
     assert refused == "webgpu_unavailable"
     assert loaded["device"] == "wasm"
     assert answer["choices"][0]["message"]["content"] == "The capital of"

@@ -1,7 +1,8 @@
-"""Compiled SmolLM2 bundles, served by the real server, run on WebGPU in Chromium through the model library's
-ABI (no engine): the q0f32 bundle gives exactly the numpy reference's greedy token ids; the q4f32_1 bundle gives
-the logits of the reference running the dequantized q4 weights within a tolerance, and its greedy tokens on
-prompts where the reference's top-1/top-2 margins leave room for that tolerance."""
+"""Compiled SmolLM2 bundles, served by the real server, run in Chromium through the model library's ABI (no
+engine), on WebGPU and on the CPU (the wasm32 library, in a Chromium without the WebGPU flags): the q0f32 bundle
+gives exactly the numpy reference's greedy token ids on both; the q4f32_1 bundle gives the logits of the
+reference running the dequantized q4 weights within a tolerance, and its greedy tokens on prompts where the
+reference's top-1/top-2 margins leave room for that tolerance."""
 import numpy as np
 import pytest
 
@@ -23,15 +24,19 @@ Q0_PROMPTS = ["What is the largest ocean on Earth?", "Write a haiku about the se
 Q4_PROMPTS = ["What is the largest ocean on Earth?", "How many legs does a spider have?"]
 
 
-def open_runner(webgpu_browser, site_url: str, bundle):
-    """A page with `bundle`'s library and weights loaded by e2e/pages/bundle_runner.html."""
-    context = webgpu_browser.new_context()
+LIBRARIES = {"webgpu": "webgpu", "cpu": "wasm32"}  # runner device -> the bundle's library for it
+
+
+def open_runner(browser, site_url: str, bundle, device: str = "webgpu"):
+    """A page with `bundle`'s library for `device` and its weights loaded by e2e/pages/bundle_runner.html."""
+    context = browser.new_context()
     page = context.new_page()
     page.set_default_timeout(STEP_TIMEOUT_MS)
     print_page_problems(page)
     page.goto(f"{site_url}/e2e/bundle_runner.html")
     opened = page.evaluate("spec => window.openBundle(spec)", {
-        "bundleUrl": f"{site_url}/bundles/{bundle.bundle_id}/", "library": f"{bundle.path.name}-webgpu.wasm"})
+        "bundleUrl": f"{site_url}/bundles/{bundle.bundle_id}/", "device": device,
+        "library": f"{bundle.path.name}-{LIBRARIES[device]}.wasm"})
     return context, page, opened
 
 
@@ -93,13 +98,21 @@ def test_q4_bundle_gives_the_dequantized_references_greedy_tokens(q4_runner, smo
     assert_greedy_matches(page, reference, smollm2_tokenizer, smollm2_tokenizer_config, Q4_PROMPTS)
 
 
-def test_q0_bundle_gives_exactly_the_references_greedy_tokens(webgpu_browser, serve_site, smollm2_q0_bundle,
-                                                               smollm2_reference, smollm2_tokenizer,
-                                                               smollm2_tokenizer_config):
+@pytest.fixture(scope="module")
+def q0_site_url(serve_site, smollm2_q0_bundle) -> str:
     url, _ = serve_site(smollm2_q0_bundle.path.parent)
-    context, page, opened = open_runner(webgpu_browser, url, smollm2_q0_bundle)
+    return url
+
+
+@pytest.mark.parametrize("device", ["webgpu", "cpu"])
+def test_q0_bundle_gives_exactly_the_references_greedy_tokens(device, webgpu_browser, no_webgpu_browser,
+                                                               q0_site_url, smollm2_q0_bundle, smollm2_reference,
+                                                               smollm2_tokenizer, smollm2_tokenizer_config):
+    browser = webgpu_browser if device == "webgpu" else no_webgpu_browser
+    context, page, opened = open_runner(browser, q0_site_url, smollm2_q0_bundle, device)
     try:
         assert opened["metadata"]["quantization"] == "q0f32"
+        assert (opened["adapter"] is None) == (device == "cpu")
         assert_greedy_matches(page, smollm2_reference, smollm2_tokenizer, smollm2_tokenizer_config, Q0_PROMPTS)
     finally:
         context.close()
