@@ -1,21 +1,22 @@
 """python -m bench [--model NAME] [--bundles DIR] [--decode-tokens N] [--json PATH]
 
 One run, one table: the compiled model in the browser (the real server, headless Chromium, the q4f32_1 bundle,
-the engine on WebGPU and on the CPU through WebAssembly) beside the native CPU build of the same Relax module
-for each quantization and the numpy reference as the baseline. Every engine answers the same fixed chat prompts with greedy decoding; each figure is
+the engine on WebGPU and on the CPU through WebAssembly), llama.cpp compiled to WebAssembly in the same Chromium
+on the model's GGUF file (npm @wllama/wllama, 1 and 2 threads: bench/wllama.py), the native CPU build of the
+same Relax module for each quantization and the numpy reference as the baseline. Every engine answers the same fixed chat prompts with greedy decoding; each figure is
 the median over the prompts: time to first token, prefill and decode tokens/s. Also: load time (browser: cold
 in a fresh profile, then warm after a page reload; native: build + quantize), peak memory (browser: PSS of all
 Chromium processes; native: RSS of this Python process, which also holds the float32 weights it builds from),
-and the bytes of weights. Prints a table with the browser/native ratios and writes JSON.
+and the bytes of weights. Prints a table with the browser/native and browser WASM/wllama ratios and writes JSON
+(with the greedy ids wllama produced).
 """
 import argparse
 import json
 import os
 import platform
 import statistics
-import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,8 @@ from rich.console import Console
 from rich.table import Table
 from tokenizers import Tokenizer
 
+from bench.results import PeakMemory, Result, chromium_pids
+from bench.wllama import bench_wllama
 from compile.build import build, export_model, native_cpu_target
 from compile.bundle import load_bundle
 from compile.llama import CompileOptions, llama_params
@@ -43,6 +46,8 @@ WEB_DIST = ROOT / "web" / "dist"
 BROWSER_QUANTIZATION = "q4f32_1"
 BROWSER_DEVICES = ("webgpu", "wasm")  # the engine on the GPU (SwiftShader here) and on the CPU
 RATIO_KEYS = ("time_to_first_token_s", "prefill_tokens_per_s", "decode_tokens_per_s", "peak_memory_bytes")
+WLLAMA_THREADS = (1, 2)
+WLLAMA_RATIO_KEYS = ("prefill_tokens_per_s", "decode_tokens_per_s")
 # Distinct system prompts: consecutive requests share only "<|im_start|>system\n" in the browser's KV cache.
 PROMPTS = [
     [{"role": "system", "content": "Answer as a geography teacher."},
@@ -50,71 +55,6 @@ PROMPTS = [
     [{"role": "system", "content": "Write like a poet."}, {"role": "user", "content": "Describe the sea at night."}],
     [{"role": "system", "content": "Explain things simply."}, {"role": "user", "content": "How do plants make food?"}],
 ]
-
-
-@dataclass
-class Result:
-    engine: str
-    quantization: str
-    load_cold_s: float | None
-    load_warm_s: float | None
-    time_to_first_token_s: float
-    prefill_tokens_per_s: float
-    decode_tokens_per_s: float
-    peak_memory_bytes: int
-    weight_bytes: int
-
-
-class PeakMemory:
-    """Samples, from a thread, the memory of processes chosen by `pids()` (PSS from /proc/PID/smaps_rollup:
-    shared pages counted once) and keeps the largest total seen."""
-
-    def __init__(self, pids):
-        self.pids, self.peak, self._stop = pids, 0, threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        while not self._stop.wait(0.2):
-            self.peak = max(self.peak, sum(pss_bytes(pid) for pid in self.pids()))
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-
-
-def pss_bytes(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1]) * 1024
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        pass  # the process ended between listing and reading
-    return 0
-
-
-def chromium_pids() -> list[int]:
-    """Chromium processes started under this one (Playwright's driver launches them)."""
-    parent_of, exe_of = {}, {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parent_of[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-                exe_of[int(entry.name)] = os.readlink(entry / "exe")
-            except (FileNotFoundError, ProcessLookupError, PermissionError):
-                continue
-
-    def descends_from_us(pid):
-        while pid > 1:
-            pid = parent_of.get(pid, 0)
-            if pid == os.getpid():
-                return True
-        return False
-
-    return [pid for pid, exe in exe_of.items() if "chrom" in exe and descends_from_us(pid)]
 
 
 def has_every_library(bundle) -> bool:
@@ -228,12 +168,18 @@ def main() -> None:
     prompts = [chat_prompt_ids(tokenizer, tokenizer_config, messages) for messages in PROMPTS]
 
     results = [bench_browser(args.bundles, bundle, args.decode_tokens, device) for device in BROWSER_DEVICES]
-    config, weights = load_fp32_model(resolve_gguf(args.model))
+    gguf = resolve_gguf(args.model)
+    wllama_rows = [bench_wllama(gguf, tokenizer, prompts, args.decode_tokens, threads) for threads in WLLAMA_THREADS]
+    results += wllama_rows
+    config, weights = load_fp32_model(gguf)
     results += [bench_native(config, weights, q, prompts, args.decode_tokens) for q in QUANTIZATIONS]
     results.append(bench_reference(config, weights, prompts, args.decode_tokens))
     native = next(r for r in results if r.engine == "TVM native CPU" and r.quantization == BROWSER_QUANTIZATION)
     ratios = {browser.engine: {key: getattr(browser, key) / getattr(native, key) for key in RATIO_KEYS}
               for browser in results[:len(BROWSER_DEVICES)]}
+    browser_wasm = results[BROWSER_DEVICES.index("wasm")]
+    wasm_ratios = {w.engine: {key: getattr(browser_wasm, key) / getattr(w, key) for key in WLLAMA_RATIO_KEYS}
+                   for w in wllama_rows}
 
     machine = f"{cpu_model()}, {os.cpu_count()} cores, OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', '-')}"
     table = Table(title=f"{args.model}: {len(PROMPTS)} chat prompts ({', '.join(str(len(p)) for p in prompts)} tokens), "
@@ -251,11 +197,14 @@ def main() -> None:
         table.add_row(f"{engine} / native", "", "", "", f"{ratio['time_to_first_token_s']:.2f}x",
                       f"{ratio['prefill_tokens_per_s']:.3f}x", f"{ratio['decode_tokens_per_s']:.3f}x",
                       f"{ratio['peak_memory_bytes']:.1f}x", "")
+    for engine, ratio in wasm_ratios.items():
+        table.add_row(f"browser WASM CPU / {engine}", "", "", "", "", f"{ratio['prefill_tokens_per_s']:.3f}x",
+                      f"{ratio['decode_tokens_per_s']:.3f}x", "", "")
     Console(width=140).print(table)
     args.json.write_text(json.dumps({
         "model": args.model, "machine": machine, "prompts": PROMPTS, "prompt_tokens": [len(p) for p in prompts],
         "decode_tokens": args.decode_tokens, "results": [asdict(r) for r in results],
-        "browser_over_native": ratios}, indent=1))
+        "browser_over_native": ratios, "browser_wasm_over_wllama": wasm_ratios}, indent=1))
     print(f"wrote {args.json}")
 
 
