@@ -97,13 +97,11 @@ class Q4MatmulGrouped(ScheduleRule):
         if not isinstance(func, tirx.PrimFunc):
             return None
         sch = s_tir.Schedule(func)
-        names = {sch.get(block).name_hint: block for block in sch.get_child_blocks(sch.get_sblock("root"))}
-        if not GROUPED_BLOCKS <= names.keys():
-            return None
         infos = normalize_prim_func(sch)
-        if infos is None:
+        names = {info.name for info in infos or []}
+        if not GROUPED_BLOCKS <= names:
             return None
-        try_inline(sch, [info for info in infos if sch.get(info.block_rv).name_hint not in GROUPED_BLOCKS])
+        try_inline(sch, [info for info in infos if info.name not in GROUPED_BLOCKS])
         matmul, partial = sch.get_sblock("q4_matmul"), sch.get_sblock("q4_group_partial")
 
         *token_loops, _, _, lanes = sch.get_loops(matmul)
