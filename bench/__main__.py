@@ -5,11 +5,10 @@ the engine on WebGPU and on the CPU through WebAssembly), llama.cpp compiled to 
 on the model's GGUF file (npm @wllama/wllama, 1 and 2 threads: bench/wllama.py), the native CPU build of the
 same Relax module for each quantization and the numpy reference as the baseline. Every engine answers the same
 fixed chat prompts with greedy decoding; each figure is the median over the prompts: time to first token,
-prefill and decode tokens/s. Also: load time (browser: cold
-in a fresh profile, then warm after a page reload; native: build + quantize), peak memory (browser: PSS of all
-Chromium processes; native: RSS of this Python process, which also holds the float32 weights it builds from),
-and the bytes of weights. Prints a table with the browser/native and browser WASM/wllama ratios and writes JSON
-(with the greedy ids wllama produced).
+prefill and decode tokens/s. Also: load time (browser: cold in a fresh profile, then warm after a page reload;
+native: build + quantize), peak memory (browser: PSS of all Chromium processes; native: RSS of this Python
+process, which also holds the float32 weights it builds from), and the bytes of weights. Prints a table with the
+browser/native and browser WASM/wllama ratios and writes JSON (with the greedy ids wllama produced).
 """
 import argparse
 import json
