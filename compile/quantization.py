@@ -25,7 +25,8 @@ def _q4_element(q_weight: te.Tensor, q_scale: te.Tensor, row, col):
     return (q.astype("float32") - tir.const(float(MAX_INT), "float32")) * q_scale[row, col // GROUP_SIZE]
 
 
-def _q4_matmul(x: Tensor, q_weight: nn.Parameter, q_scale: nn.Parameter, out_features: int, in_features: int):
+def _q4_matmul_per_weight(x: Tensor, q_weight: nn.Parameter, q_scale: nn.Parameter, out_features: int,
+                          in_features: int):
     """x[..., in] @ dequantize(q_weight, q_scale).T -> [..., out], as one kernel that dequantizes each weight
     where it multiplies it (the GPU form: one output per thread reads its weight row once)."""
 
@@ -76,13 +77,20 @@ def _q4_matmul_grouped(x: Tensor, q_weight: nn.Parameter, q_scale: nn.Parameter,
     return op.tensor_expr_op(compute, "q4_matmul", [x, q_weight, q_scale])
 
 
+def _q4_matmul(x: Tensor, q_weight: nn.Parameter, q_scale: nn.Parameter, out_features: int, in_features: int,
+               cpu: bool):
+    """The kernel form for the device: grouped on CPUs (native and wasm32), per weight on GPUs."""
+    matmul = _q4_matmul_grouped if cpu else _q4_matmul_per_weight
+    return matmul(x, q_weight, q_scale, out_features, in_features)
+
+
 def _check_groupable(in_features: int) -> None:
     if in_features % GROUP_SIZE:
         raise ValueError(f"q4f32_1 needs input features divisible by {GROUP_SIZE}; got {in_features}")
 
 
 class Q4Linear(nn.Module):
-    """`cpu` picks the kernel form: the grouped one for CPUs (native and wasm32), the per-weight one for GPUs."""
+    """`cpu` picks the kernel form (see _q4_matmul)."""
 
     def __init__(self, in_features: int, out_features: int, cpu: bool):
         _check_groupable(in_features)
@@ -91,8 +99,7 @@ class Q4Linear(nn.Module):
         self.q_scale = nn.Parameter((out_features, in_features // GROUP_SIZE), "float32")
 
     def forward(self, x: Tensor) -> Tensor:
-        matmul = _q4_matmul_grouped if self.cpu else _q4_matmul
-        return matmul(x, self.q_weight, self.q_scale, self.out_features, self.in_features)
+        return _q4_matmul(x, self.q_weight, self.q_scale, self.out_features, self.in_features, self.cpu)
 
 
 class Q4Embedding(nn.Module):
@@ -112,8 +119,7 @@ class Q4Embedding(nn.Module):
         return op.tensor_expr_op(compute, "q4_embedding", [ids, self.q_weight, self.q_scale])
 
     def lm_head_forward(self, x: Tensor) -> Tensor:
-        matmul = _q4_matmul_grouped if self.cpu else _q4_matmul
-        return matmul(x, self.q_weight, self.q_scale, self.num, self.dim)
+        return _q4_matmul(x, self.q_weight, self.q_scale, self.num, self.dim, self.cpu)
 
 
 class _ToQ4(nn.Mutator):
