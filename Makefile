@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 DEFAULT_MODEL := smollm2-135m-instruct
-DEFAULT_BUNDLE := bundles/$(DEFAULT_MODEL)-q4f32_1
+DEFAULT_BUNDLE := bundles/$(DEFAULT_MODEL)-gguf
 # One BLAS thread: on 2 cores numpy is about 10x slower with two when the other core is busy.
 export OPENBLAS_NUM_THREADS := 1
 export OMP_NUM_THREADS := 1

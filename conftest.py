@@ -8,15 +8,18 @@ import numpy as np
 import pytest
 from tokenizers import Tokenizer
 
+from compile.pipeline import CompileResult, compile_bundle
+from compile.quantization import DEFAULT_QUANTIZATION
 from models.convert import load_fp32_model
 from models.fetch import fetch_gguf
-from models.llama import LlamaConfig, hf_weight_shapes
+from models.llama import LlamaConfig, hf_weight_shapes, read_llama
 from models.reference import NumpyLlama
 from models.registry import get_model
 from models.tokenizer import write_tokenizer_files
 
 FIXTURES = Path(__file__).parent / "tests" / "fixtures"
 SMOLLM2 = "smollm2-135m-instruct"
+DEFAULT_BUNDLE = f"{SMOLLM2}-{DEFAULT_QUANTIZATION}"  # the bundle `make run` builds
 
 
 @pytest.fixture(scope="session")
@@ -28,6 +31,20 @@ def smollm2_gguf() -> Path:
 @pytest.fixture(scope="session")
 def smollm2_fp32(smollm2_gguf) -> tuple[LlamaConfig, dict[str, np.ndarray]]:
     return load_fp32_model(smollm2_gguf)
+
+
+@pytest.fixture(scope="session")
+def default_compile(tmp_path_factory) -> CompileResult:
+    """SmolLM2's default bundle (its GGUF's own blocks, quantization "gguf"), compiled once per session (~25 s)
+    into a bundles directory of its own, for tests/ and e2e/ alike."""
+    directory = tmp_path_factory.mktemp("bundles")
+    return compile_bundle(SMOLLM2, output=directory / DEFAULT_BUNDLE, opt_level="fast", report=lambda message: None)
+
+
+@pytest.fixture(scope="session")
+def smollm2_blocks(smollm2_gguf) -> dict:
+    """The GGUF's own blocks (BlockWeights) for matrices, float32 for norms, with Hugging Face names."""
+    return read_llama(smollm2_gguf, keep_blocks=True)[1]
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,6 @@
 """python -m bench [--model NAME] [--bundles DIR] [--decode-tokens N] [--json PATH]
 
-One run, one table: the compiled model in the browser (the real server, headless Chromium, the q4f32_1 bundle,
+One run, two tables: the compiled model in the browser (the real server, headless Chromium, the default bundle,
 the engine on WebGPU and on the CPU through WebAssembly), llama.cpp compiled to WebAssembly in the same Chromium
 on the model's GGUF file (npm @wllama/wllama, 1 and 2 threads: bench/wllama.py), the native CPU build of the
 same Relax module for each quantization and the numpy reference as the baseline. Every engine answers the same
@@ -8,7 +8,8 @@ fixed chat prompts with greedy decoding; each figure is the median over the prom
 prefill and decode tokens/s. Also: load time (browser: cold in a fresh profile, then warm after a page reload;
 native: build + quantize), peak memory (browser: PSS of all Chromium processes; native: RSS of this Python
 process, which also holds the float32 weights it builds from), and the bytes of weights. Prints a table with the
-browser/native and browser WASM/wllama ratios and writes JSON (with the greedy ids wllama produced).
+browser/native and browser WASM/wllama ratios, then the fidelity table (bench/fidelity.py: every path against
+the float32 reference of the source weights), and writes JSON with both.
 """
 import argparse
 import json
@@ -25,17 +26,16 @@ from rich.console import Console
 from rich.table import Table
 from tokenizers import Tokenizer
 
+from bench.fidelity import (Fidelity, agreeing_ids, agreeing_text, reference_text_logits, teacher_forced,
+                            text_ids)
 from bench.results import PeakMemory, Result, chromium_pids
 from bench.wllama import bench_wllama
-from compile.build import build, export_model, native_cpu_target
 from compile.bundle import load_bundle
-from compile.llama import CompileOptions, llama_params
-from compile.native import NativeModel
-from compile.pipeline import LIBRARY_TARGETS, compile_bundle
-from compile.quantization import QUANTIZATIONS, get_quantization
+from compile.native import NativeModel, build_native_model
+from compile.pipeline import LIBRARY_TARGETS, compile_bundle, load_source
+from compile.quantization import DEFAULT_QUANTIZATION, QUANTIZATIONS, get_quantization
 from e2e.browser import create_page_engine, launch_webgpu_chromium, open_engine_page
 from e2e.server import BackgroundServer
-from models.convert import load_fp32_model
 from models.fetch import resolve_gguf
 from models.reference import NumpyLlama
 from models.tokenizer import chat_prompt_ids
@@ -43,7 +43,7 @@ from static_server import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
 WEB_DIST = ROOT / "web" / "dist"
-BROWSER_QUANTIZATION = "q4f32_1"
+BROWSER_QUANTIZATION = DEFAULT_QUANTIZATION
 BROWSER_DEVICES = ("webgpu", "wasm")  # the engine on the GPU (SwiftShader here) and on the CPU
 RATIO_KEYS = ("time_to_first_token_s", "prefill_tokens_per_s", "decode_tokens_per_s", "peak_memory_bytes")
 WLLAMA_THREADS = (1, 2)
@@ -81,44 +81,47 @@ def bench_browser(bundles_dir: Path, bundle, decode_tokens: int, device: str) ->
         page.reload()  # a new engine: everything comes from the Cache API
         create_page_engine(page)
         warm = page.evaluate(load, [bundle_url, device])
-        usages = [page.evaluate("(r) => window.engine.chat.completions.create(r)", {
-            "messages": messages, "temperature": 0, "max_tokens": decode_tokens})["usage"] for messages in PROMPTS]
+        completions = [page.evaluate("(r) => window.engine.chat.completions.create(r)", {
+            "messages": messages, "temperature": 0, "max_tokens": decode_tokens}) for messages in PROMPTS]
         adapter = page.evaluate("async () => (await navigator.gpu.requestAdapter()).info.architecture")
         browser.close()
-    median = lambda key: statistics.median(u["extra"][key] for u in usages)
+    median = lambda key: statistics.median(c["usage"]["extra"][key] for c in completions)
     engine = f"browser WebGPU ({adapter})" if device == "webgpu" else "browser WASM CPU (SIMD, 1 thread)"
     other_library = "-wasm32.wasm" if device == "webgpu" else "-webgpu.wasm"  # in the bundle, never fetched
     loaded_bytes = sum(f["bytes"] for f in bundle.manifest["files"] if not f["path"].endswith(other_library))
     return Result(engine, BROWSER_QUANTIZATION, cold, warm, median("time_to_first_token_s"),
-                  median("prefill_tokens_per_s"), median("decode_tokens_per_s"), memory.peak, loaded_bytes)
+                  median("prefill_tokens_per_s"), median("decode_tokens_per_s"), memory.peak, loaded_bytes,
+                  answers=[c["choices"][0]["message"]["content"] for c in completions])
 
 
-def measure_prompts(prefill, decode, prompts: list[list[int]], decode_tokens: int) -> tuple[float, float, float]:
-    """Per prompt on a fresh cache: prefill (= time to the first token's logits), then `decode_tokens` greedy
-    steps. Medians over the prompts: time to first token, prefill tokens/s, decode tokens/s."""
-    ttft, prefill_rates, decode_rates = [], [], []
+def measure_prompts(prefill, decode, prompts: list[list[int]], decode_tokens: int) -> dict:
+    """Per prompt on a fresh cache: prefill (= time to the last position's logits, which `prefill` returns), then `decode_tokens` greedy
+    steps. Medians over the prompts: time to first token, prefill tokens/s, decode tokens/s; and the greedy ids."""
+    ttft, prefill_rates, decode_rates, greedy_ids = [], [], [], []
     for ids in prompts:
         start = time.perf_counter()
-        token = int(np.argmax(prefill(ids)[-1]))
+        tokens = [int(np.argmax(prefill(ids)))]
         middle = time.perf_counter()
         for _ in range(decode_tokens):
-            token = int(np.argmax(decode(token)))
+            tokens.append(int(np.argmax(decode(tokens[-1]))))
         ttft.append(middle - start)
         prefill_rates.append(len(ids) / (middle - start))
         decode_rates.append(decode_tokens / (time.perf_counter() - middle))
-    return statistics.median(ttft), statistics.median(prefill_rates), statistics.median(decode_rates)
+        greedy_ids.append(tokens)
+    return {"time_to_first_token_s": statistics.median(ttft), "prefill_tokens_per_s": statistics.median(prefill_rates),
+            "decode_tokens_per_s": statistics.median(decode_rates), "greedy_ids": greedy_ids}
 
 
 def own_pid() -> list[int]:
     return [os.getpid()]
 
 
-def bench_native(config, weights, quantization: str, prompts, decode_tokens) -> Result:
+def bench_native(gguf: Path, quantization: str, prompts, decode_tokens) -> tuple[Result, NativeModel]:
+    """The native build's row, and the model for the fidelity measurements."""
     with PeakMemory(own_pid) as memory:
-        quant = get_quantization(quantization)
         start = time.perf_counter()
-        exported = export_model(config, CompileOptions(), quant, native_cpu_target())
-        model = NativeModel(build(exported), dict(quant.quantize_params(llama_params(config, weights), exported.model)))
+        config, weights = load_source(gguf, get_quantization(quantization))
+        model = build_native_model(config, weights, quantization)
         load_s = time.perf_counter() - start
 
         def prefill(ids):
@@ -126,8 +129,8 @@ def bench_native(config, weights, quantization: str, prompts, decode_tokens) -> 
             return model.prefill(ids)
 
         figures = measure_prompts(prefill, model.decode_one_token, prompts, decode_tokens)
-    return Result("TVM native CPU", quantization, load_s, None, *figures, memory.peak,
-                  exported.metadata["memory_usage"]["params_bytes"])
+    return Result("TVM native CPU", quantization, load_s, None, **figures, peak_memory_bytes=memory.peak,
+                  weight_bytes=model.metadata["memory_usage"]["params_bytes"]), model
 
 
 def bench_reference(config, weights, prompts, decode_tokens) -> Result:
@@ -136,10 +139,56 @@ def bench_reference(config, weights, prompts, decode_tokens) -> Result:
 
         def prefill(ids):
             model.reset()
-            return model.prefill(ids)
+            return model.prefill(ids)[-1]
 
         figures = measure_prompts(prefill, model.decode, prompts, decode_tokens)
-    return Result("numpy (baseline)", "f32", None, None, *figures, memory.peak, sum(w.nbytes for w in weights.values()))
+    return Result("numpy (baseline)", "f32", None, None, **figures, peak_memory_bytes=memory.peak,
+                  weight_bytes=sum(w.nbytes for w in weights.values()))
+
+
+def until_end_of_turn(ids: list[int], eos_id: int) -> list[int]:
+    return ids[:ids.index(eos_id)] if eos_id in ids else ids
+
+
+def fidelity_rows(results: list[Result], natives: dict[str, NativeModel], reference: NumpyLlama,
+                  tokenizer: Tokenizer, eos_id: int) -> list[Fidelity]:
+    """Every engine's greedy answers against the reference's; the quantized native builds also teacher-forced
+    over the fidelity text (q0f32 is left out there: without a tuned CPU schedule it decodes at about 2 tokens/s,
+    and its greedy answers already show it is the reference)."""
+    baseline = next(r for r in results if r.engine == "numpy (baseline)")
+    answers = [until_end_of_turn(ids, eos_id) for ids in baseline.greedy_ids]
+    ids = text_ids(tokenizer)
+    expected = reference_text_logits(reference, ids)
+    rows = []
+    for r in results:
+        if r is baseline:
+            continue
+        if r.answers is not None:
+            agreement = [agreeing_text(tokenizer, want, got) for want, got in zip(answers, r.answers)]
+        else:
+            agreement = [agreeing_ids(want, until_end_of_turn(got, eos_id)) for want, got in zip(answers, r.greedy_ids)]
+        row = Fidelity(r.engine, r.quantization, agreement, [len(a) for a in answers])
+        if r.engine == "TVM native CPU" and r.quantization != "q0f32":
+            for key, value in teacher_forced(natives[r.quantization], ids, expected).items():
+                setattr(row, key, value)
+        rows.append(row)
+    return rows
+
+
+def fidelity_table(rows: list[Fidelity], model: str) -> Table:
+    tokens = next((r.text_tokens for r in rows if r.text_tokens), 0)
+    table = Table(title=f"{model}: fidelity against the float32 reference of the GGUF's weights\n"
+                        f"teacher-forced over {tokens} tokens of text; greedy: the reference's answer tokens "
+                        f"reproduced before the first difference")
+    for column in ("engine", "quant", "top-1 agree", "KL mean", "KL p99", "max |Δlogit|", "greedy per prompt"):
+        table.add_column(column, justify="left" if column in ("engine", "quant") else "right")
+    fmt = lambda value, spec: "-" if value is None else format(value, spec)
+    for r in rows:
+        greedy = ", ".join(f"{got}/{total}" for got, total in zip(r.greedy_agreement, r.greedy_tokens))
+        top1 = "-" if r.top1_agreement is None else f"{100 * r.top1_agreement:.1f}%"
+        table.add_row(r.engine, r.quantization, top1, fmt(r.kl_mean, ".2e"), fmt(r.kl_p99, ".2e"),
+                      fmt(r.max_abs_logit_diff, ".3f"), greedy)
+    return table
 
 
 def cpu_model() -> str:
@@ -154,7 +203,7 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--bundles", type=Path, default=Path("bundles"),
-                        help="bundles directory; the q4f32_1 bundle is compiled into it when missing")
+                        help=f"bundles directory; the {BROWSER_QUANTIZATION} bundle is compiled into it when missing")
     parser.add_argument("--decode-tokens", type=int, default=32)
     parser.add_argument("--json", type=Path, default=Path("bench-results.json"))
     args = parser.parse_args()
@@ -171,9 +220,14 @@ def main() -> None:
     gguf = resolve_gguf(args.model)
     wllama_rows = [bench_wllama(gguf, tokenizer, prompts, args.decode_tokens, threads) for threads in WLLAMA_THREADS]
     results += wllama_rows
-    config, weights = load_fp32_model(gguf)
-    results += [bench_native(config, weights, q, prompts, args.decode_tokens) for q in QUANTIZATIONS]
+    natives = {}
+    for quantization in QUANTIZATIONS:
+        row, natives[quantization] = bench_native(gguf, quantization, prompts, args.decode_tokens)
+        results.append(row)
+    config, weights = load_source(gguf, get_quantization("q0f32"))
     results.append(bench_reference(config, weights, prompts, args.decode_tokens))
+    fidelity = fidelity_rows(results, natives, NumpyLlama(config, weights), tokenizer,
+                             tokenizer_config["eos_token_id"])
     native = next(r for r in results if r.engine == "TVM native CPU" and r.quantization == BROWSER_QUANTIZATION)
     ratios = {browser.engine: {key: getattr(browser, key) / getattr(native, key) for key in RATIO_KEYS}
               for browser in results[:len(BROWSER_DEVICES)]}
@@ -200,11 +254,14 @@ def main() -> None:
     for engine, ratio in wasm_ratios.items():
         table.add_row(f"browser WASM CPU / {engine}", "", "", "", "", f"{ratio['prefill_tokens_per_s']:.3f}x",
                       f"{ratio['decode_tokens_per_s']:.3f}x", "", "")
-    Console(width=140).print(table)
+    console = Console(width=140)
+    console.print(table)
+    console.print(fidelity_table(fidelity, args.model))
     args.json.write_text(json.dumps({
         "model": args.model, "machine": machine, "prompts": PROMPTS, "prompt_tokens": [len(p) for p in prompts],
         "decode_tokens": args.decode_tokens, "results": [asdict(r) for r in results],
-        "browser_over_native": ratios, "browser_wasm_over_wllama": wasm_ratios}, indent=1))
+        "browser_over_native": ratios, "browser_wasm_over_wllama": wasm_ratios,
+        "fidelity": [asdict(f) for f in fidelity]}, indent=1))
     print(f"wrote {args.json}")
 
 

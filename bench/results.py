@@ -18,6 +18,7 @@ class Result:
     peak_memory_bytes: int
     weight_bytes: int
     greedy_ids: list[list[int]] | None = None  # per prompt, where an engine's row records them (the wllama rows)
+    answers: list[str] | None = None  # per prompt, the greedy answer's text (the browser rows)
 
 
 class PeakMemory:

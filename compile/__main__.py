@@ -10,7 +10,7 @@ from pathlib import Path
 from compile.bundle import BundleError
 from compile.llama import CompileOptions
 from compile.pipeline import LINK_FLAGS, compile_bundle, default_output
-from compile.quantization import QUANTIZATIONS
+from compile.quantization import DEFAULT_QUANTIZATION, QUANTIZATIONS
 from compile.toolchain import ToolchainError
 from models.errors import ModelError
 from models.registry import MODELS
@@ -22,9 +22,11 @@ def parse_args(argv):
     parser.add_argument("model", metavar="MODEL", help=f"known model ({', '.join(MODELS)}) or a .gguf path")
     parser.add_argument("--gguf", type=Path, metavar="PATH",
                         help="use this local GGUF file for MODEL instead of fetching it")
-    parser.add_argument("--quantization", choices=list(QUANTIZATIONS), default="q4f32_1",
-                        help="q4f32_1: 4-bit weights, float32 math (default; runs without shader-f16); "
-                             "q0f32: unquantized float32 (exact reference)")
+    parser.add_argument("--quantization", choices=list(QUANTIZATIONS), default=DEFAULT_QUANTIZATION,
+                        help="gguf: the GGUF's own 4/8-bit blocks, unchanged (default); q4f32_1: MLC's symmetric "
+                             "4-bit quantization of the float32 weights; q4f32_asym: 4-bit with a scale and a "
+                             "minimum per group of 32; q0f32: float32 (exact reference). All use float32 math, "
+                             "so they run without shader-f16")
     parser.add_argument("--output", type=Path, metavar="DIR",
                         help="bundle directory (default: bundles/MODEL-QUANTIZATION); replaced atomically")
     parser.add_argument("--context-window", type=int, default=CompileOptions.context_window_size, metavar="N",

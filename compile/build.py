@@ -1,6 +1,7 @@
 """Model -> Relax IRModule with the full model-library ABI -> built library for one target."""
 import json
 import math
+from collections import Counter
 from dataclasses import dataclass
 
 import tvm
@@ -11,9 +12,10 @@ from tvm.s_tir import dlight as dl
 
 from compile.llama import CompileOptions, LlamaForCausalLM
 from compile.logits import add_logits_functions
-from compile.quantization import Quantization
-from compile.schedules import Q4MatmulPerThread, Q4MatmulGrouped
+from compile.quantization import quantize_module
+from compile.schedules import QuantMatmulGrouped, QuantMatmulPerThread
 from models.llama import LlamaConfig
+from models.quantization import WeightFormat
 
 NATIVE_CPU_HOST = {"kind": "llvm"}
 
@@ -33,7 +35,6 @@ class ParamSpec:
 class ExportedModel:
     mod: tvm.IRModule
     target: tvm.target.Target
-    model: LlamaForCausalLM  # after the quantization transform: it declares the parameters to convert
     params: list[ParamSpec]
     metadata: dict
 
@@ -44,12 +45,18 @@ def native_cpu_target() -> tvm.target.Target:
     return tvm.target.Target({**NATIVE_CPU_HOST, "mcpu": cpu})
 
 
-def _metadata(model_type: str, config: LlamaConfig, options: CompileOptions, quantization: Quantization,
-              params: list[ParamSpec]) -> dict:
+def weight_format_counts(formats: dict[str, WeightFormat]) -> dict[str, int]:
+    """How many matrices each weight format holds, e.g. {"q4g32": 120, "q8g32": 1}."""
+    return dict(sorted(Counter(fmt.name for fmt in formats.values()).items()))
+
+
+def _metadata(model_type: str, config: LlamaConfig, options: CompileOptions, quantization: str,
+              formats: dict[str, WeightFormat], params: list[ParamSpec]) -> dict:
     kv_bytes_per_token = 2 * config.num_hidden_layers * config.num_key_value_heads * config.head_dim * 4
     return {
         "model_type": model_type,
-        "quantization": quantization.name,
+        "quantization": quantization,
+        "weight_formats": weight_format_counts(formats),
         "context_window_size": options.context_window_size,
         "prefill_chunk_size": options.prefill_chunk_size,
         "sliding_window_size": -1,
@@ -82,14 +89,15 @@ def _attach_bounds(mod: tvm.IRModule, options: CompileOptions) -> tvm.IRModule:
     return mod
 
 
-def export_model(config: LlamaConfig, options: CompileOptions, quantization: Quantization,
+def export_model(config: LlamaConfig, options: CompileOptions, quantization: str, formats: dict[str, WeightFormat],
                  target: tvm.target.Target) -> ExportedModel:
-    model = quantization.quantize_module(LlamaForCausalLM(config, options, target), target)
+    """`formats` names the quantized layers (compile.quantization.weight_formats); the rest stay float32."""
+    model = quantize_module(LlamaForCausalLM(config, options, target), formats, target)
     mod, named_params = model.export_tvm(spec=model.export_spec())
     params = [ParamSpec(name, tuple(int(d) for d in p.shape), p.dtype) for name, p in named_params]
-    metadata = _metadata("llama", config, options, quantization, params)
+    metadata = _metadata("llama", config, options, quantization, formats, params)
     mod = _attach_bounds(_attach_metadata(add_logits_functions(mod, target), metadata), options)
-    return ExportedModel(mod, target, model, params, metadata)
+    return ExportedModel(mod, target, params, metadata)
 
 
 def is_wasm(target: tvm.target.Target) -> bool:
@@ -101,10 +109,10 @@ def _pipeline(target: tvm.target.Target) -> tvm.transform.Pass:
     """TVM's generic pipeline for the target's kind, with our schedules tried before dlight's (GPU)."""
     if target.kind.name == "webgpu":
         backend = gpu_generic
-        rules = [Q4MatmulPerThread(), dl.gpu.Matmul(), dl.gpu.GEMV(), dl.gpu.Reduction(), dl.gpu.GeneralReduction(),
+        rules = [QuantMatmulPerThread(), dl.gpu.Matmul(), dl.gpu.GEMV(), dl.gpu.Reduction(), dl.gpu.GeneralReduction(),
                  dl.gpu.Fallback()]
     else:
-        backend, rules = cpu_generic, [Q4MatmulGrouped()]
+        backend, rules = cpu_generic, [QuantMatmulGrouped()]
 
     @tvm.transform.module_pass(opt_level=0)
     def pipeline(mod: tvm.IRModule, _ctx) -> tvm.IRModule:

@@ -39,6 +39,7 @@ def chat_config(model_type: str, config: LlamaConfig, metadata: dict, tokenizer_
         "version": "0.1.0",
         "model_type": model_type,
         "quantization": metadata["quantization"],
+        "weight_formats": metadata["weight_formats"],
         "model_config": config.to_dict(),
         "vocab_size": config.vocab_size,
         "context_window_size": metadata["context_window_size"],

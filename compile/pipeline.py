@@ -1,4 +1,4 @@
-"""The compile pipeline, stage by stage: fetch -> convert -> build -> link -> quantize -> write."""
+"""The compile pipeline, stage by stage: fetch -> convert -> quantize -> build -> link -> write."""
 import importlib.metadata
 import json
 import sys
@@ -14,15 +14,17 @@ from compile.build import build, export_model
 from compile.bundle import Bundle, write_bundle
 from compile.chat_config import chat_config
 from compile.llama import CompileOptions, llama_params
-from compile.quantization import get_quantization
+from compile.quantization import (DEFAULT_QUANTIZATION, Quantization, get_quantization, packed_params,
+                                  weight_formats)
 from compile.toolchain import emcc_version, wasm32_target, wasm_fcompile, webgpu_target
 from models.convert import load_fp32_model
 from models.fetch import resolve_gguf
+from models.llama import LlamaConfig, read_llama
 from models.tokenizer import write_tokenizer_files
 
 OptLevel = Literal["release", "fast"]
 LINK_FLAGS = {"release": "-O3", "fast": "-O1"}
-STAGES = ("fetch", "convert", "build", "link", "quantize", "write")
+STAGES = ("fetch", "convert", "quantize", "build", "link", "write")
 TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json"]
 # One model library per device kind; the browser engine picks one (WebGPU, or the CPU where it is missing).
 LIBRARY_TARGETS = {"webgpu": webgpu_target, "wasm32": wasm32_target}
@@ -75,7 +77,12 @@ def _write_progress(report: Callable[[str], None]):
     return on_progress
 
 
-def compile_bundle(model: str, *, gguf: Path | None = None, quantization: str = "q4f32_1",
+def load_source(gguf: Path, quant: Quantization) -> tuple[LlamaConfig, dict]:
+    """The config and weights in the kind `quant` starts from: the GGUF's own blocks, or float32 (cached)."""
+    return read_llama(gguf, keep_blocks=True) if quant.keeps_source_blocks else load_fp32_model(gguf)
+
+
+def compile_bundle(model: str, *, gguf: Path | None = None, quantization: str = DEFAULT_QUANTIZATION,
                    output: Path | None = None,
                    options: CompileOptions = CompileOptions(), opt_level: OptLevel = "release",
                    report: Callable[[str], None] = _stderr) -> CompileResult:
@@ -90,20 +97,24 @@ def compile_bundle(model: str, *, gguf: Path | None = None, quantization: str = 
         work = Path(tmp)
         with clock.stage("fetch", f"{model}"):
             gguf = resolve_gguf(gguf or model)
-        with clock.stage("convert", "GGUF -> float32 weights, tokenizer.json, chat template"):
-            config, weights = load_fp32_model(gguf)
+        source = "the GGUF's own blocks" if quant.keeps_source_blocks else "float32 weights"
+        with clock.stage("convert", f"GGUF -> {source}, tokenizer.json, chat template"):
+            config, weights = load_source(gguf, quant)
             write_tokenizer_files(gguf, work)
             tokenizer_config = json.loads((work / "tokenizer_config.json").read_text(encoding="utf-8"))
+        with clock.stage("quantize", f"weights -> {quantization}"):
+            quantized = list(quant.quantize(llama_params(config, weights)))
+            formats = weight_formats(quantized)
+            params = list(packed_params(quantized))
         with clock.stage("build", f"Relax model ({quantization}) -> WebGPU kernels and wasm32 SIMD CPU code"):
-            exports = {device: export_model(config, options, quant, target) for device, target in targets.items()}
+            exports = {device: export_model(config, options, quantization, formats, target)
+                       for device, target in targets.items()}
             executables = {device: build(exported) for device, exported in exports.items()}
         with clock.stage("link", f"emcc {LINK_FLAGS[opt_level]} -> {', '.join(libraries.values())}"):
             for device, executable in executables.items():
                 executable.export_library(str(work / libraries[device]),
                                           fcompile=wasm_fcompile(LINK_FLAGS[opt_level]))
         metadata = exports["webgpu"].metadata
-        with clock.stage("quantize", f"weights -> {quantization}"):
-            params = list(quant.quantize_params(llama_params(config, weights), exports["webgpu"].model))
         for exported in exports.values():  # every library reads the same weight shards
             _check_params_match(params, exported.metadata["params"])
         with clock.stage("write", f"bundle -> {output}"):
@@ -111,7 +122,7 @@ def compile_bundle(model: str, *, gguf: Path | None = None, quantization: str = 
                 output, model=name, quantization=quantization, params=params,
                 chat_config=chat_config("llama", config, metadata, tokenizer_config, TOKENIZER_FILES),
                 files={f: work / f for f in [*TOKENIZER_FILES, *libraries.values()]},
-                build=_build_info(targets, quantization, options, opt_level),
+                build=_build_info(targets, metadata, options, opt_level),
                 on_progress=_write_progress(report),
             )
     return CompileResult(bundle, clock.seconds)
@@ -126,14 +137,15 @@ def _check_params_match(params: list, declared: list[dict]) -> None:
         raise RuntimeError(f"converted weights do not match the model's parameters: {mismatched[:5]}")
 
 
-def _build_info(targets: dict, quantization: str, options: CompileOptions, opt_level: OptLevel) -> dict:
+def _build_info(targets: dict, metadata: dict, options: CompileOptions, opt_level: OptLevel) -> dict:
     return {
         "tabllm": importlib.metadata.version("tabllm"),
         "apache-tvm": importlib.metadata.version("apache-tvm"),
         "apache-tvm-ffi": importlib.metadata.version("apache-tvm-ffi"),
         "emcc": emcc_version(),
         "targets": {device: str(target) for device, target in targets.items()},
-        "quantization": quantization,
+        "quantization": metadata["quantization"],
+        "weight_formats": metadata["weight_formats"],
         "context_window_size": options.context_window_size,
         "prefill_chunk_size": options.prefill_chunk_size,
         "opt_level": opt_level,

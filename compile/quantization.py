@@ -1,9 +1,14 @@
-"""Quantization modes: a module transform (which layers hold what parameters) plus the matching weight
-conversion (models.quantization holds the numpy math, shared with the reference).
+"""Quantization modes: which matrices a bundle holds quantized and how (models.quantization's weight formats),
+the module transform that declares their parameters, and the matmul kernels that dequantize them in place.
 
-q4f32_1: int4 weights in groups of 32 with a float32 scale per group; activations float32. The dequantize
-step lives inside the matmul's reduction, so no dequantized weight is ever materialised at run time.
-q0f32: float32 weights as they are.
+- gguf (the default for GGUF sources): every matrix keeps the GGUF's own blocks, unchanged: Q4_0/Q4_1/Q4_K as
+  q4g32, Q5_0/Q5_1/Q5_K/Q8_0 as q8g32, Q6_K as q8g16; float tensors stay float32. No second quantization.
+- q4f32_1: MLC-LLM's symmetric 4-bit group quantization of the float32 weights.
+- q4f32_asym: 4-bit with a scale and a minimum per group of 32, quantized from the float32 weights.
+- q0f32: float32 weights as they are.
+
+The dequantize step lives inside the matmul's reduction, so no dequantized weight is ever materialised at run
+time; the kernel form depends on the device (see _quant_matmul).
 """
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -15,150 +20,201 @@ from tvm.relax.frontend import nn
 from tvm.relax.frontend.nn import Tensor, op
 from tvm.target import Target
 
-from models.quantization import ELEMS_PER_WORD, GROUP_SIZE, MAX_INT, quantize_q4f32_1
+from models.quantization import FLOAT_QUANTIZERS, BlockWeight, WeightFormat
+
+HALF_WORD_BITS = 16
 
 
-def _q4_element(q_weight: te.Tensor, q_scale: te.Tensor, row, col):
-    """w[row, col] from the packed layout: element r of a uint32 sits at bits 4r..4r+3, stored as q+7."""
-    shift = ((col % ELEMS_PER_WORD) * 4).astype("uint32")
-    q = tir.bitwise_and(tir.shift_right(q_weight[row, col // ELEMS_PER_WORD], shift), tir.const(0xF, "uint32"))
-    return (q.astype("float32") - tir.const(float(MAX_INT), "float32")) * q_scale[row, col // GROUP_SIZE]
+def _code_mask(fmt: WeightFormat):
+    return tir.const((1 << fmt.bits) - 1, "uint32")
 
 
-def _q4_matmul_per_weight(x: Tensor, q_weight: nn.Parameter, q_scale: nn.Parameter, out_features: int,
-                          in_features: int):
-    """x[..., in] @ dequantize(q_weight, q_scale).T -> [..., out], as one kernel that dequantizes each weight
-    where it multiplies it (the GPU form: one output per thread reads its weight row once)."""
+def _dequantized(fmt: WeightFormat, params: list[te.Tensor], row, col):
+    """w[row, col] of a packed matrix: code * scale + min, or (code - zero_code) * scale."""
+    q_weight, q_scale, *q_min = params
+    per_word = fmt.elems_per_word
+    shift = ((col % per_word) * fmt.bits).astype("uint32")
+    code = tir.bitwise_and(tir.shift_right(q_weight[row, col // per_word], shift), _code_mask(fmt)).astype("float32")
+    group = col // fmt.group_size
+    if fmt.has_min:
+        return code * q_scale[row, group] + q_min[0][row, group]
+    return (code - tir.const(float(fmt.zero_code), "float32")) * q_scale[row, group]
 
-    def compute(x: te.Tensor, qw: te.Tensor, qs: te.Tensor):
+
+def _quant_matmul_per_weight(x: Tensor, params: list[nn.Parameter], fmt: WeightFormat, out_features: int,
+                             in_features: int):
+    """x[..., in] @ dequantize(params).T -> [..., out], as one kernel that dequantizes each weight where it
+    multiplies it (the GPU form: one output per thread reads its weight row once)."""
+
+    def compute(x: te.Tensor, *params: te.Tensor):
         k = te.reduce_axis((0, in_features), name="k")
         return te.compute(
             (*x.shape[:-1], out_features),
-            lambda *i: te.sum(x[(*i[:-1], k)] * _q4_element(qw, qs, i[-1], k), axis=k),
-            name="q4_matmul",
+            lambda *i: te.sum(x[(*i[:-1], k)] * _dequantized(fmt, list(params), i[-1], k), axis=k),
+            name="quant_matmul",
         )
 
-    return op.tensor_expr_op(compute, "q4_matmul", [x, q_weight, q_scale])
+    return op.tensor_expr_op(compute, "quant_matmul", [x, *params])
 
 
-WORDS_PER_GROUP = GROUP_SIZE // ELEMS_PER_WORD
-HALF_WORD = ELEMS_PER_WORD // 2
+def _quant_matmul_grouped(x: Tensor, params: list[nn.Parameter], fmt: WeightFormat, out_features: int,
+                          in_features: int):
+    """The same product in the CPU form, where arithmetic per weight is what costs. Per group and per position
+    l in a packed word, sum float(code left in place) * x / 2^(bits * l'), then apply the group's scale once,
+    and its minimum (or zero point) times the group's sum of x. A code needs no shift back, and the lanes of
+    one SIMD vector share one shift, because WebAssembly SIMD shifts take one count (per-lane shifts become
+    scalar code): the eight 4-bit positions split into the word's two 16-bit halves (shift 0 or 16; l' is the
+    position within the half), the four 8-bit ones stay in place (l' = l; up to 0xFF000000, an unsigned
+    convert). Either way a code left in place has at most 8 significant bits: exact in float32."""
+    per_word, bits, group_size = fmt.elems_per_word, fmt.bits, fmt.group_size
+    per_half = per_word // 2 if bits == 4 else per_word  # positions that share one shift
+    words_per_group = group_size // per_word
+    groups = in_features // group_size
 
+    def code_in_place(qw: te.Tensor, row, word, lane):
+        mask = tir.shift_left(_code_mask(fmt), (lane % per_half * bits).astype("uint32"))
+        return tir.bitwise_and(tir.shift_right(qw[row, word], (lane // per_half * HALF_WORD_BITS).astype("uint32")),
+                               mask)
 
-def _q4_matmul_grouped(x: Tensor, q_weight: nn.Parameter, q_scale: nn.Parameter, out_features: int,
-                       in_features: int):
-    """The same product in the CPU form, where arithmetic per weight is what costs. Per group of 32 and per
-    position l in a packed word, sum float(nibble left in place) * x / 16^(l % 4), then apply the group's scale
-    once and its zero point as 7 * scale * sum(x). A word's 8 positions are two 4-lane SIMD vectors that share
-    one shift (0 or 16 bits), and the nibble needs no shift back: WebAssembly SIMD shifts take one count."""
-    groups = in_features // GROUP_SIZE
-
-    def nibble_in_place(qw: te.Tensor, row, word, lane):
-        mask = tir.shift_left(tir.const(0xF, "uint32"), (lane % HALF_WORD * 4).astype("uint32"))
-        return tir.bitwise_and(tir.shift_right(qw[row, word], (lane // HALF_WORD * 16).astype("uint32")), mask)
-
-    def compute(x: te.Tensor, qw: te.Tensor, qs: te.Tensor):
+    def compute(x: te.Tensor, qw: te.Tensor, qs: te.Tensor, *q_min: te.Tensor):
         *lead, _ = x.shape
-        x_scaled = te.compute(x.shape, lambda *i: x[i] / (1 << (i[-1] % HALF_WORD * 4)).astype("float32"),
-                              name="q4_x_scaled")
-        k = te.reduce_axis((0, GROUP_SIZE), name="k")
-        zero_point = tir.const(MAX_INT / ELEMS_PER_WORD, "float32")  # 7 * sum(x), spread over the 8 lanes
+        x_scaled = te.compute(x.shape, lambda *i: x[i] / (1 << (i[-1] % per_half * bits)).astype("float32"),
+                              name="quant_x_scaled")
+        k = te.reduce_axis((0, group_size), name="k")
+        # The group's sum of x, spread over the word's lanes; times the zero point where the format has one.
+        spread = tir.const((fmt.zero_code or 1) / per_word, "float32")
         x_offset = te.compute((*lead, groups), lambda *i: te.sum(
-            x[(*i[:-1], i[-1] * GROUP_SIZE + k)] * zero_point, axis=k), name="q4_x_offset")
-        w = te.reduce_axis((0, WORDS_PER_GROUP), name="w")
-        partial = te.compute((*lead, out_features, groups, ELEMS_PER_WORD), lambda *i: te.sum(
-            nibble_in_place(qw, i[-3], i[-2] * WORDS_PER_GROUP + w, i[-1]).astype("float32")
-            * x_scaled[(*i[:-3], i[-2] * GROUP_SIZE + w * ELEMS_PER_WORD + i[-1])], axis=w), name="q4_group_partial")
+            x[(*i[:-1], i[-1] * group_size + k)] * spread, axis=k), name="quant_x_offset")
+        w = te.reduce_axis((0, words_per_group), name="w")
+        partial = te.compute((*lead, out_features, groups, per_word), lambda *i: te.sum(
+            code_in_place(qw, i[-3], i[-2] * words_per_group + w, i[-1]).astype("float32")
+            * x_scaled[(*i[:-3], i[-2] * group_size + w * per_word + i[-1])], axis=w), name="quant_group_partial")
         g = te.reduce_axis((0, groups), name="g")
-        lane = te.reduce_axis((0, ELEMS_PER_WORD), name="lane")
-        return te.compute((*lead, out_features), lambda *i: te.sum(
-            qs[i[-1], g] * (partial[(*i, g, lane)] - x_offset[(*i[:-1], g)]), axis=[g, lane]), name="q4_matmul")
+        lane = te.reduce_axis((0, per_word), name="lane")
 
-    return op.tensor_expr_op(compute, "q4_matmul", [x, q_weight, q_scale])
+        def term(*i):
+            p, offset, scale = partial[(*i, g, lane)], x_offset[(*i[:-1], g)], qs[i[-1], g]
+            return scale * p + q_min[0][i[-1], g] * offset if fmt.has_min else scale * (p - offset)
+
+        return te.compute((*lead, out_features), lambda *i: te.sum(term(*i), axis=[g, lane]), name="quant_matmul")
+
+    return op.tensor_expr_op(compute, "quant_matmul", [x, *params])
 
 
-def _q4_matmul(x: Tensor, q_weight: nn.Parameter, q_scale: nn.Parameter, out_features: int, in_features: int,
-               cpu: bool):
+def _quant_matmul(x: Tensor, params: list[nn.Parameter], fmt: WeightFormat, out_features: int, in_features: int,
+                  cpu: bool):
     """The kernel form for the device: grouped on CPUs (native and wasm32), per weight on GPUs."""
-    matmul = _q4_matmul_grouped if cpu else _q4_matmul_per_weight
-    return matmul(x, q_weight, q_scale, out_features, in_features)
+    matmul = _quant_matmul_grouped if cpu else _quant_matmul_per_weight
+    return matmul(x, params, fmt, out_features, in_features)
 
 
-def _check_groupable(in_features: int) -> None:
-    if in_features % GROUP_SIZE:
-        raise ValueError(f"q4f32_1 needs input features divisible by {GROUP_SIZE}; got {in_features}")
+class _QuantParams(nn.Module):
+    """The packed parameters of one matrix [rows, cols] in format `fmt`."""
+
+    def __init__(self, rows: int, cols: int, fmt: WeightFormat, cpu: bool):
+        if cols % fmt.group_size:
+            raise ValueError(f"{fmt.name} needs input features divisible by {fmt.group_size}; got {cols}")
+        self.fmt, self.cpu = fmt, cpu
+        self.q_weight = nn.Parameter((rows, cols // fmt.elems_per_word), "uint32")
+        self.q_scale = nn.Parameter((rows, cols // fmt.group_size), "float32")
+        if fmt.has_min:
+            self.q_min = nn.Parameter((rows, cols // fmt.group_size), "float32")
+
+    def params(self) -> list[nn.Parameter]:
+        return [self.q_weight, self.q_scale, *([self.q_min] if self.fmt.has_min else [])]
 
 
-class Q4Linear(nn.Module):
-    """`cpu` picks the kernel form (see _q4_matmul)."""
-
-    def __init__(self, in_features: int, out_features: int, cpu: bool):
-        _check_groupable(in_features)
-        self.in_features, self.out_features, self.cpu = in_features, out_features, cpu
-        self.q_weight = nn.Parameter((out_features, in_features // ELEMS_PER_WORD), "uint32")
-        self.q_scale = nn.Parameter((out_features, in_features // GROUP_SIZE), "float32")
+class QuantLinear(_QuantParams):
+    def __init__(self, in_features: int, out_features: int, fmt: WeightFormat, cpu: bool):
+        super().__init__(out_features, in_features, fmt, cpu)
+        self.in_features, self.out_features = in_features, out_features
 
     def forward(self, x: Tensor) -> Tensor:
-        return _q4_matmul(x, self.q_weight, self.q_scale, self.out_features, self.in_features, self.cpu)
+        return _quant_matmul(x, self.params(), self.fmt, self.out_features, self.in_features, self.cpu)
 
 
-class Q4Embedding(nn.Module):
+class QuantEmbedding(_QuantParams):
     """A quantized embedding table; `lm_head_forward` reuses it as the tied output projection."""
 
-    def __init__(self, num: int, dim: int, cpu: bool):
-        _check_groupable(dim)
-        self.num, self.dim, self.cpu = num, dim, cpu
-        self.q_weight = nn.Parameter((num, dim // ELEMS_PER_WORD), "uint32")
-        self.q_scale = nn.Parameter((num, dim // GROUP_SIZE), "float32")
+    def __init__(self, num: int, dim: int, fmt: WeightFormat, cpu: bool):
+        super().__init__(num, dim, fmt, cpu)
+        self.num, self.dim = num, dim
 
     def forward(self, ids: Tensor) -> Tensor:
-        def compute(ids: te.Tensor, qw: te.Tensor, qs: te.Tensor):
-            return te.compute((*ids.shape, self.dim), lambda *i: _q4_element(qw, qs, ids[i[:-1]], i[-1]),
-                              name="q4_embedding")
+        def compute(ids: te.Tensor, *params: te.Tensor):
+            return te.compute((*ids.shape, self.dim),
+                              lambda *i: _dequantized(self.fmt, list(params), ids[i[:-1]], i[-1]),
+                              name="quant_embedding")
 
-        return op.tensor_expr_op(compute, "q4_embedding", [ids, self.q_weight, self.q_scale])
+        return op.tensor_expr_op(compute, "quant_embedding", [ids, *self.params()])
 
     def lm_head_forward(self, x: Tensor) -> Tensor:
-        return _q4_matmul(x, self.q_weight, self.q_scale, self.num, self.dim, self.cpu)
+        return _quant_matmul(x, self.params(), self.fmt, self.num, self.dim, self.cpu)
 
 
-class _ToQ4(nn.Mutator):
-    def __init__(self, cpu: bool):
-        self.cpu = cpu
+class _Quantize(nn.Mutator):
+    def __init__(self, formats: dict[str, WeightFormat], cpu: bool):
+        self.formats, self.cpu = formats, cpu
 
     def visit_module(self, name: str, node: nn.Module):
+        fmt = self.formats.get(name)
+        if fmt is None:
+            return self.visit(name, node)
         if isinstance(node, nn.Linear):
             if node.bias is not None:
-                raise ValueError(f"{name}: q4f32_1 does not handle biased linear layers")
-            return Q4Linear(node.in_features, node.out_features, self.cpu)
+                raise ValueError(f"{name}: quantized linear layers with a bias are not supported")
+            return QuantLinear(node.in_features, node.out_features, fmt, self.cpu)
         if isinstance(node, nn.Embedding):
-            return Q4Embedding(node.num, node.dim, self.cpu)
-        return self.visit(name, node)
+            return QuantEmbedding(node.num, node.dim, fmt, self.cpu)
+        raise ValueError(f"{name}: a {type(node).__name__} cannot hold {fmt.name} weights")
+
+
+Weight = np.ndarray | BlockWeight
+
+
+def weight_formats(params: Iterable[tuple[str, Weight]]) -> dict[str, WeightFormat]:
+    """The format of every quantized matrix, by the name of the module that holds it."""
+    return {name.removesuffix(".weight"): w.format for name, w in params if isinstance(w, BlockWeight)}
+
+
+def quantize_module(model: nn.Module, formats: dict[str, WeightFormat], target: Target) -> nn.Module:
+    """`model` with the layers of `formats` quantized, in the kernel form for `target`'s device."""
+    return _Quantize(formats, cpu=target.kind.name == "llvm").visit("", model)
+
+
+def packed_params(params: Iterable[tuple[str, Weight]]) -> Iterator[tuple[str, np.ndarray]]:
+    """The arrays the quantized module declares: each BlockWeight as its q_weight, q_scale (and q_min)."""
+    for name, w in params:
+        if isinstance(w, BlockWeight):
+            prefix = name.removesuffix(".weight")
+            for suffix, array in w.packed().items():
+                yield f"{prefix}.{suffix}", array
+        else:
+            yield name, w
 
 
 @dataclass(frozen=True)
 class Quantization:
     name: str
+    keeps_source_blocks: bool  # the weights come as the GGUF's own blocks, not dequantized to float32
 
-    def quantize_module(self, model: nn.Module, target: Target) -> nn.Module:
-        return _ToQ4(cpu=target.kind.name == "llvm").visit("", model) if self.name == "q4f32_1" else model
-
-    def quantize_params(
-        self, params: Iterable[tuple[str, np.ndarray]], model: nn.Module
-    ) -> Iterator[tuple[str, np.ndarray]]:
-        """Convert float32 weights to the parameters `model` (already transformed) declares."""
-        declared = {name for name, _ in model.named_parameters()}
-        for name, weight in params:
-            prefix = name.removesuffix(".weight")
-            if f"{prefix}.q_weight" in declared:
-                q_weight, q_scale = quantize_q4f32_1(weight)
-                yield f"{prefix}.q_weight", q_weight
-                yield f"{prefix}.q_scale", q_scale
+    def quantize(self, params: Iterable[tuple[str, Weight]]) -> Iterator[tuple[str, Weight]]:
+        """Parameters as this mode stores them: BlockWeights for quantized matrices, float32 arrays otherwise."""
+        quantize = FLOAT_QUANTIZERS.get(self.name)
+        for name, w in params:
+            if quantize is not None and isinstance(w, np.ndarray) and w.ndim == 2:
+                yield name, quantize(w)
+            elif isinstance(w, BlockWeight) and not self.keeps_source_blocks:
+                raise ValueError(f"{name}: {self.name} quantizes float32 weights; got {w.format.name} blocks")
             else:
-                yield name, weight
+                yield name, w
 
 
-QUANTIZATIONS = {q.name: q for q in (Quantization("q4f32_1"), Quantization("q0f32"))}
+QUANTIZATIONS = {q.name: q for q in (Quantization("gguf", keeps_source_blocks=True),
+                                     Quantization("q4f32_1", keeps_source_blocks=False),
+                                     Quantization("q4f32_asym", keeps_source_blocks=False),
+                                     Quantization("q0f32", keeps_source_blocks=False))}
+DEFAULT_QUANTIZATION = "gguf"
 
 
 def get_quantization(name: str) -> Quantization:

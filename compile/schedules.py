@@ -1,4 +1,4 @@
-"""Schedules of our own for the q4 matmuls (quantization.py), ahead of TVM's dlight rules.
+"""Schedules of our own for the quantized matmuls (quantization.py), ahead of TVM's dlight rules.
 
 GPU: WebGPU without a GPU runs on SwiftShader, a CPU implementation where a workgroup barrier is very
 expensive. dlight's GEMV and Reduction rules reduce across the threads of a workgroup (one output row per
@@ -6,7 +6,7 @@ workgroup, a shared-memory tree of barriers): measured there, a 3072x576 q4 matv
 13 ms with one output per thread and the reduction in registers. Real GPUs also run this shape fine: every
 output reads its own weight row once.
 
-CPU (native and wasm32): the matmul comes in its grouped form (quantization._q4_matmul_grouped), whose
+CPU (native and wasm32): the matmul comes in its grouped form (quantization._quant_matmul_grouped), whose
 arithmetic per weight is a mask, a convert and a multiply-add in SIMD lanes. Measured in V8 (wasm SIMD, one
 thread) for a 576x1536 q4 matvec: 0.30 ms with 8 per-lane partial sums over the plain form (the per-lane shifts
 became scalar code), 0.12 ms grouped; prefill tiles of 2 tokens add 20-35%.
@@ -17,36 +17,37 @@ from tvm.s_tir.dlight.base import ScheduleRule, try_inline
 from tvm.s_tir.dlight.gpu.base import GPUScheduleRule
 from tvm.target import Target
 
-from models.quantization import ELEMS_PER_WORD
-
 THREADS_PER_WORKGROUP = 64
 TOKENS_PER_THREAD = 8  # prefill: each decoded weight serves this many tokens
 TOKENS_PER_CPU_TILE = 2  # measured in wasm: 2 tokens per nibble converted pays, 4 spill SIMD registers
-GROUPED_BLOCKS = {"q4_x_scaled", "q4_x_offset", "q4_group_partial", "q4_matmul"}
+GROUPED_BLOCKS = {"quant_x_scaled", "quant_x_offset", "quant_group_partial", "quant_matmul"}
+# The GPU reduction is unrolled 8 weights at a time: one word of 4-bit codes, two of 8-bit ones, so every
+# shift is a constant.
+UNROLLED_WEIGHTS = 8
 
 
-def _q4_matmul(sch: s_tir.Schedule) -> tuple[SBlockInfo, list[SBlockInfo]] | None:
-    """The q4_matmul block of a function and the blocks after it (epilogues), with producers inlined."""
+def _quant_matmul(sch: s_tir.Schedule) -> tuple[SBlockInfo, list[SBlockInfo]] | None:
+    """The quant_matmul block of a function and the blocks after it (epilogues), with producers inlined."""
     infos = normalize_prim_func(sch)
     if infos is None:
         return None
     infos = try_inline(sch, infos)
     reductions = [info for info in infos if info.is_reduction()]
-    if len(reductions) != 1 or not sch.get(reductions[0].block_rv).name_hint.startswith("q4_matmul"):
+    if len(reductions) != 1 or not sch.get(reductions[0].block_rv).name_hint.startswith("quant_matmul"):
         return None
     return reductions[0], [info for info in infos if info is not reductions[0]]
 
 
-class Q4MatmulPerThread(GPUScheduleRule):
-    """q4_matmul (quantization.py): each thread computes one output feature, for one token (decode) or for
+class QuantMatmulPerThread(GPUScheduleRule):
+    """quant_matmul (quantization.py): each thread computes one output feature, for one token (decode) or for
     a tile of tokens (prefill, so that each weight is dequantized once per tile); the reduction runs over
-    one packed word at a time, unrolled, so every shift is a constant; epilogues (residual add) fuse in."""
+    8 weights at a time, unrolled, so every shift is a constant; epilogues (residual add) fuse in."""
 
     def apply(self, func: tirx.PrimFunc, target: Target, _: bool) -> s_tir.Schedule | None:
         if not isinstance(func, tirx.PrimFunc) or not self.is_target_available(target):
             return None
         sch = s_tir.Schedule(func)
-        found = _q4_matmul(sch)
+        found = _quant_matmul(sch)
         if found is None:
             return None
         matmul, after = found
@@ -65,7 +66,7 @@ class Q4MatmulPerThread(GPUScheduleRule):
         *token_loops, feature = spatial  # unit loops (decode's single token) may have been dropped
         tokens = sch.fuse(*token_loops) if token_loops else sch.add_unit_loop(block)
         feature_group, thread = sch.split(feature, factors=[None, THREADS_PER_WORKGROUP])
-        words, within_word = sch.split(reduction, factors=[None, ELEMS_PER_WORD])
+        words, within_word = sch.split(reduction, factors=[None, UNROLLED_WEIGHTS])
         if isinstance(sch.get(tokens).extent, tirx.IntImm):  # decode: one token (or a fixed few)
             sch.reorder(tokens, feature_group, thread, words, within_word)
             workgroup = sch.fuse(tokens, feature_group)
@@ -87,10 +88,11 @@ class Q4MatmulPerThread(GPUScheduleRule):
         return sch
 
 
-class Q4MatmulGrouped(ScheduleRule):
-    """The grouped q4_matmul (quantization._q4_matmul_grouped) on a CPU. Per output feature (and per pair of
-    tokens in prefill, so each nibble is converted once for both): 8 lane sums kept in registers as SIMD
-    vectors; per group the 4 words' products are summed in registers, then scaled into the lane sums; the
+class QuantMatmulGrouped(ScheduleRule):
+    """The grouped quant_matmul (quantization._quant_matmul_grouped) on a CPU. Per output feature (and per pair of
+    tokens in prefill, so each code is converted once for both): a lane sum per position in a word (8 for 4-bit
+    codes, 4 for 8-bit) kept in registers as SIMD vectors; per group the words' products are summed in
+    registers, then scaled into the lane sums; the
     lanes are added once per output. The x_scaled and x_offset prologues run once per call."""
 
     def apply(self, func: tirx.PrimFunc, target: Target, _: bool) -> s_tir.Schedule | None:
@@ -102,7 +104,7 @@ class Q4MatmulGrouped(ScheduleRule):
         if not GROUPED_BLOCKS <= names:
             return None
         try_inline(sch, [info for info in infos if info.name not in GROUPED_BLOCKS])
-        matmul, partial = sch.get_sblock("q4_matmul"), sch.get_sblock("q4_group_partial")
+        matmul, partial = sch.get_sblock("quant_matmul"), sch.get_sblock("quant_group_partial")
 
         *token_loops, _, _, lanes = sch.get_loops(matmul)
         lane_sums = sch.rfactor(lanes, factor_axis=len(token_loops) + 1)

@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
-from compile.bundle import Bundle, load_bundle
+from compile.bundle import Bundle
 from compile.pipeline import compile_bundle
 from e2e.browser import (launch_chromium_without_webgpu, launch_webgpu_chromium, open_engine_page,
                          print_page_problems)
@@ -80,21 +80,20 @@ def serve_site(serve, web_dist):
 
 
 @pytest.fixture(scope="session")
-def bundles_dir(tmp_path_factory):
-    """A bundles directory (as static_server serves) with SmolLM2 q4f32_1, compiled once per session (~15 s)."""
-    directory = tmp_path_factory.mktemp("bundles")
-    compile_bundle(SMOLLM2, output=directory / f"{SMOLLM2}-q4f32_1", opt_level="fast", report=lambda message: None)
-    return directory
+def bundles_dir(default_compile) -> Path:
+    """A bundles directory (as static_server serves) holding SmolLM2's default bundle only."""
+    return default_compile.bundle.path.parent
 
 
 @pytest.fixture(scope="session")
-def smollm2_q4_bundle(bundles_dir) -> Bundle:
-    return load_bundle(bundles_dir / f"{SMOLLM2}-q4f32_1")
+def smollm2_q4_bundle(default_compile) -> Bundle:
+    """The default bundle: the GGUF's own 4-bit blocks (and its 8-bit embedding)."""
+    return default_compile.bundle
 
 
 @pytest.fixture(scope="session")
 def site(serve_site, bundles_dir):
-    """(base URL, RequestLog) of the real server offering the SmolLM2 q4f32_1 bundle."""
+    """(base URL, RequestLog) of the real server offering the SmolLM2 default bundle."""
     return serve_site(bundles_dir)
 
 

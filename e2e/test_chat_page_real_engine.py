@@ -1,5 +1,5 @@
 """The whole path as a person uses it: python's server, the page and the real engine (web/dist) with the real
-compiled SmolLM2 q4f32_1 bundle on WebGPU. Load (the progress bar reaches 100%), ask "What is the capital of
+compiled SmolLM2 default bundle on WebGPU. Load (the progress bar reaches 100%), ask "What is the capital of
 France?" and watch the numpy reference's greedy answer stream in; Stop a long answer; start a new chat.
 
 SwiftShader (CPU WebGPU) prefills this prompt in 10-60 s and decodes about two tokens per second: answers are
@@ -54,7 +54,7 @@ def test_chat_with_the_real_engine_streams_the_reference_answer_stops_and_clears
     page.get_by_role("progressbar").wait_for()
     status = page.get_by_role("status")
     status.filter(has_text="Ready").wait_for(timeout=LOAD_TIMEOUT_MS)
-    ready = re.fullmatch(r"Ready: smollm2-135m-instruct \(q4f32_1\).*, ([\d.]+ MB) loaded in [\d.]+ s",
+    ready = re.fullmatch(r"Ready: smollm2-135m-instruct \(gguf\).*, ([\d.]+ MB) loaded in [\d.]+ s",
                          status.text_content())
     assert ready, status.text_content()
     megabytes = ready.group(1)  # what the load fetched: the bundle without the model libraries of other devices

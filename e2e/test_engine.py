@@ -1,5 +1,5 @@
 """The in-browser engine (web/dist/engine.js + worker.js, imported by the real chat page served by
-static_server) in headless Chromium on WebGPU: loading a real SmolLM2 q4f32_1 bundle with verified caching (a
+static_server) in headless Chromium on WebGPU: loading the real default SmolLM2 bundle with verified caching (a
 page reload fetches nothing again; a shard corrupt on the server is reported and not cached), a greedy chat
 answer equal to the numpy reference's tokens, streaming and non-streaming shapes, KV reuse across turns,
 cancellation, and OpenAI-shaped errors after which the engine still answers.
@@ -55,7 +55,7 @@ def test_cold_load_fetches_and_verifies_every_file_once(engine_page, site, smoll
     info = result["info"]
     assert result["device"] == "webgpu"
     assert info["bundleId"] == smollm2_q4_bundle.bundle_id
-    assert info["model"] == "smollm2-135m-instruct-q4f32_1"
+    assert info["model"] == "smollm2-135m-instruct-gguf"
     assert (info["contextWindowSize"], info["vocabSize"]) == (4096, 49152)
     assert info["adapter"]["architecture"] == "swiftshader"
 
@@ -131,7 +131,7 @@ def test_non_streaming_completion_shape_and_max_tokens_ends_with_length(engine_p
                                       {"messages": case["messages"], "temperature": 0, "max_tokens": 3})
     assert set(completion) == {"id", "object", "created", "model", "choices", "usage"}
     assert completion["object"] == "chat.completion" and completion["id"].startswith("chatcmpl-")
-    assert isinstance(completion["created"], int) and completion["model"] == "smollm2-135m-instruct-q4f32_1"
+    assert isinstance(completion["created"], int) and completion["model"] == "smollm2-135m-instruct-gguf"
     # three greedy tokens of "The capital of France is Paris.", cut by max_tokens
     assert completion["choices"] == [{"index": 0, "message": {"role": "assistant", "content": "The capital of"},
                                       "logprobs": None, "finish_reason": "length"}]

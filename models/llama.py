@@ -8,14 +8,15 @@ from gguf import GGMLQuantizationType, GGUFReader
 from gguf.quants import dequantize
 
 from models.errors import UnsupportedModelError
+from models.gguf_blocks import BLOCK_TYPES, unpack_blocks
 from models.gguf_file import gguf_value, open_gguf
+from models.quantization import BlockWeight
 
 ARCHITECTURE = "llama"  # general.architecture in the GGUF file
 
-# Types this converter dequantizes (gguf.quants implements more; these are the ones tested here).
-SUPPORTED_TENSOR_TYPES = frozenset(
-    GGMLQuantizationType[name] for name in ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1")
-)
+FLOAT_TENSOR_TYPES = frozenset(GGMLQuantizationType[name] for name in ("F32", "F16", "BF16"))
+# Types this converter reads: floats, and the block types whose blocks a bundle can hold exactly.
+SUPPORTED_TENSOR_TYPES = FLOAT_TENSOR_TYPES | BLOCK_TYPES.keys()
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,8 @@ def hf_weight_shapes(config: LlamaConfig) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def check_weights(config: LlamaConfig, weights: dict[str, np.ndarray]) -> None:
+def check_weights(config: LlamaConfig, weights: dict[str, np.ndarray | BlockWeight]) -> None:
+    """Every weight present with its shape; float weights in float32, matrices possibly as BlockWeights."""
     expected = hf_weight_shapes(config)
     if weights.keys() != expected.keys():
         raise UnsupportedModelError(
@@ -112,8 +114,10 @@ def check_weights(config: LlamaConfig, weights: dict[str, np.ndarray]) -> None:
         )
     for name, shape in expected.items():
         w = weights[name]
-        if w.shape != shape or w.dtype != np.float32:
-            raise UnsupportedModelError(f"{name}: {w.dtype}{list(w.shape)}, expected float32{list(shape)}")
+        blocks = isinstance(w, BlockWeight)
+        if w.shape != shape or not (w.dtype == np.float32 if not blocks else len(shape) == 2):
+            kind = w.format.name if blocks else w.dtype
+            raise UnsupportedModelError(f"{name}: {kind}{list(w.shape)}, expected float32{list(shape)}")
 
 
 GGUF_TO_HF = {
@@ -144,18 +148,21 @@ def hf_name(gguf_name: str) -> str:
     raise UnsupportedModelError(f"unexpected tensor {gguf_name!r} for a {ARCHITECTURE} model")
 
 
-def unpermute_qk(w: np.ndarray, n_heads: int) -> np.ndarray:
+def unpermute_qk(w: np.ndarray | BlockWeight, n_heads: int) -> np.ndarray | BlockWeight:
     """Undo llama.cpp's Q/K row permutation so the weights work with HF's rotate_half RoPE.
 
     llama.cpp's converter reorders each head's rows from [first half, second half] to interleaved pairs
     (w.reshape(n_heads, 2, head_dim // 2, in).swapaxes(1, 2)) for GGML's pairwise RoPE; this is the inverse.
+    It moves whole rows, so a BlockWeight's blocks move with them.
     """
-    out_features, in_features = w.shape
-    return w.reshape(n_heads, out_features // n_heads // 2, 2, in_features).swapaxes(1, 2).reshape(w.shape)
+    out_features = w.shape[0]
+    rows = np.arange(out_features).reshape(n_heads, out_features // n_heads // 2, 2).swapaxes(1, 2).reshape(-1)
+    return w.take_rows(rows) if isinstance(w, BlockWeight) else w[rows]
 
 
-def dequantize_llama(path: Path) -> tuple[LlamaConfig, dict[str, np.ndarray]]:
-    """Read a llama-family GGUF file into its config and float32 weights with HF names and layout."""
+def read_llama(path: Path, keep_blocks: bool) -> tuple[LlamaConfig, dict[str, np.ndarray | BlockWeight]]:
+    """A llama-family GGUF file's config and weights with HF names and layout: float tensors as float32, and
+    block-quantized ones as their own blocks (`keep_blocks`) or dequantized to float32."""
     reader = open_gguf(path)
     config = LlamaConfig.from_gguf(reader)
     unsupported = {t.name: t.tensor_type.name for t in reader.tensors if t.tensor_type not in SUPPORTED_TENSOR_TYPES}
@@ -167,12 +174,20 @@ def dequantize_llama(path: Path) -> tuple[LlamaConfig, dict[str, np.ndarray]]:
     heads = {"attn_q": config.num_attention_heads, "attn_k": config.num_key_value_heads}
     weights = {}
     for tensor in reader.tensors:
-        # dequantize() returns numpy order, the reverse of GGML's shape: (out_features, in_features) as in HF.
-        w = dequantize(tensor.data, tensor.tensor_type).astype(np.float32, copy=False)
-        assert w.shape == tuple(int(n) for n in reversed(tensor.shape)), (tensor.name, w.shape, tensor.shape)
+        shape = tuple(int(n) for n in reversed(tensor.shape))  # numpy order: (out_features, in_features) as in HF
+        if keep_blocks and tensor.tensor_type in BLOCK_TYPES:
+            w = unpack_blocks(tensor.data, tensor.tensor_type, shape)
+        else:
+            w = np.ascontiguousarray(dequantize(tensor.data, tensor.tensor_type).astype(np.float32, copy=False))
+        assert w.shape == shape, (tensor.name, w.shape, tensor.shape)
         block_part = tensor.name.split(".")[2] if tensor.name.startswith("blk.") else None
         if block_part in heads:
             w = unpermute_qk(w, heads[block_part])
-        weights[hf_name(tensor.name)] = np.ascontiguousarray(w)
+        weights[hf_name(tensor.name)] = w
     check_weights(config, weights)
     return config, weights
+
+
+def dequantize_llama(path: Path) -> tuple[LlamaConfig, dict[str, np.ndarray]]:
+    """Read a llama-family GGUF file into its config and float32 weights with HF names and layout."""
+    return read_llama(path, keep_blocks=False)

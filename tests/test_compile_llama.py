@@ -2,11 +2,9 @@
 import numpy as np
 import pytest
 
-from compile.build import build, export_model, native_cpu_target
-from compile.llama import CompileOptions, llama_params
-from compile.native import NativeModel
-from compile.quantization import get_quantization
-from models.quantization import q4f32_1_round_trip
+from compile.llama import CompileOptions
+from compile.native import build_native_model
+from models.quantization import round_trip
 from models.reference import NumpyLlama
 from models.tokenizer import chat_prompt_ids
 
@@ -17,29 +15,26 @@ STORY = [{"role": "user", "content": "Write a short story about a robot who lear
 OPTIONS = CompileOptions(context_window_size=512, prefill_chunk_size=16)
 
 
-def native_model(config, weights, quantization: str, options: CompileOptions = OPTIONS) -> NativeModel:
-    quant = get_quantization(quantization)
-    exported = export_model(config, options, quant, native_cpu_target())
-    return NativeModel(build(exported), dict(quant.quantize_params(llama_params(config, weights), exported.model)))
-
-
 @pytest.fixture(scope="module")
 def story_prompt_ids(smollm2_tokenizer, smollm2_tokenizer_config):
     return chat_prompt_ids(smollm2_tokenizer, smollm2_tokenizer_config, STORY)
 
 
-@pytest.mark.parametrize("quantization", ["q0f32", "q4f32_1"])
-def test_native_build_matches_the_numpy_reference(quantization, smollm2_config, smollm2_weights,
+@pytest.mark.parametrize("quantization", ["q0f32", "gguf", "q4f32_1", "q4f32_asym"])
+def test_native_build_matches_the_numpy_reference(quantization, smollm2_config, smollm2_weights, smollm2_blocks,
                                                   story_prompt_ids):
-    reference_weights = smollm2_weights if quantization == "q0f32" else q4f32_1_round_trip(smollm2_weights)
-    reference = NumpyLlama(smollm2_config, reference_weights)
+    """q0f32 and gguf (the GGUF's own blocks) against the float32 reference itself; the float quantizers
+    against the reference running their dequantized weights."""
+    exact = quantization in ("q0f32", "gguf")
+    reference = NumpyLlama(smollm2_config, smollm2_weights if exact else round_trip(smollm2_weights, quantization))
     expected_tokens = reference.generate_greedy(story_prompt_ids, STEPS, stop_ids=())
     assert len(expected_tokens) == STEPS
     # Logits after the prompt and after each greedy token (teacher forcing: both see the same tokens).
     reference.reset()
     expected = [reference.prefill(story_prompt_ids)[-1]] + [reference.decode(t) for t in expected_tokens[:-1]]
 
-    model = native_model(smollm2_config, smollm2_weights, quantization)
+    weights = smollm2_blocks if quantization == "gguf" else smollm2_weights
+    model = build_native_model(smollm2_config, weights, quantization, OPTIONS)
     assert len(story_prompt_ids) > 2 * OPTIONS.prefill_chunk_size
     actual = [model.prefill(story_prompt_ids)] + [model.decode_one_token(t) for t in expected_tokens[:-1]]
 
@@ -50,13 +45,13 @@ def test_native_build_matches_the_numpy_reference(quantization, smollm2_config, 
 
 
 def test_native_greedy_chat_answer_is_the_recorded_one(smollm2_config, smollm2_weights, smollm2_greedy_case):
-    model = native_model(smollm2_config, smollm2_weights, "q0f32")
+    model = build_native_model(smollm2_config, smollm2_weights, "q0f32", OPTIONS)
     case = smollm2_greedy_case
     assert model.generate_greedy(case["prompt_ids"], case["max_new_tokens"], case["stop_ids"]) == case["greedy_ids"]
 
 
-def test_prompt_longer_than_the_context_window_is_refused(smollm2_config, smollm2_weights):
-    model = native_model(smollm2_config, smollm2_weights, "q4f32_1", CompileOptions(32, 16))
+def test_prompt_longer_than_the_context_window_is_refused(smollm2_config, smollm2_blocks):
+    model = build_native_model(smollm2_config, smollm2_blocks, "gguf", CompileOptions(32, 16))
     with pytest.raises(ValueError, match="33 tokens exceed the context window of 32"):
         model.prefill([1] * 33)
     assert model.seq_len == 0  # refused before anything was cached

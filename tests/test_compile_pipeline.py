@@ -12,59 +12,61 @@ from compile.bundle import SHARD_CAP_BYTES, read_params, verify_bundle
 from compile.llama import CompileOptions, llama_params
 from compile.native import NativeModel
 from compile.pipeline import STAGES, compile_bundle
-from compile.quantization import get_quantization
+from compile.quantization import get_quantization, packed_params, weight_formats
 from compile.toolchain import webgpu_target
 
 MODEL = "smollm2-135m-instruct"
 
 
-@pytest.fixture(scope="module")
-def q4_bundle(tmp_path_factory):
-    out = tmp_path_factory.mktemp("bundles") / f"{MODEL}-q4f32_1"
-    return compile_bundle(MODEL, output=out, opt_level="fast", report=lambda message: None)
-
-
-def test_bundle_files_verify_and_stages_are_timed(q4_bundle):
-    bundle = verify_bundle(q4_bundle.bundle.path)
+def test_bundle_files_verify_and_stages_are_timed(default_compile):
+    bundle = verify_bundle(default_compile.bundle.path)
     names = {f["path"] for f in bundle.manifest["files"]}
     assert {"mlc-chat-config.json", "tensor-cache.json", "tokenizer.json", "tokenizer_config.json",
-            f"{MODEL}-q4f32_1-webgpu.wasm", f"{MODEL}-q4f32_1-wasm32.wasm"} <= names
-    assert bundle.manifest["build"]["quantization"] == "q4f32_1"
+            f"{MODEL}-gguf-webgpu.wasm", f"{MODEL}-gguf-wasm32.wasm"} <= names
+    assert bundle.manifest["build"]["quantization"] == "gguf"
+    # SmolLM2's GGUF: Q4_1 matrices (fused q/k/v and gate/up: 4 per layer), a Q8_0 embedding
+    assert bundle.manifest["build"]["weight_formats"] == {"q4g32": 120, "q8g32z128": 1}
     assert set(bundle.manifest["build"]["targets"]) == {"webgpu", "wasm32"}
     assert "+simd128" in bundle.manifest["build"]["targets"]["wasm32"]
     assert bundle.manifest["build"]["apache-tvm"] == "0.27.0.post1"
-    assert set(q4_bundle.stage_seconds) == set(STAGES)
+    assert set(default_compile.stage_seconds) == set(STAGES)
 
 
 @pytest.mark.parametrize("device", ["webgpu", "wasm32"])
-def test_libraries_are_wasm_modules(q4_bundle, device):
-    assert (q4_bundle.bundle.path / f"{MODEL}-q4f32_1-{device}.wasm").read_bytes()[:4] == b"\0asm"
+def test_libraries_are_wasm_modules(default_compile, device):
+    assert (default_compile.bundle.path / f"{MODEL}-gguf-{device}.wasm").read_bytes()[:4] == b"\0asm"
 
 
-def test_tensor_cache_covers_every_parameter_of_the_library(q4_bundle, smollm2_config):
-    metadata = export_model(smollm2_config, CompileOptions(), get_quantization("q4f32_1"), webgpu_target()).metadata
-    cache = json.loads((q4_bundle.bundle.path / "tensor-cache.json").read_text())
+def quantized_params(config, blocks) -> list:
+    return list(get_quantization("gguf").quantize(llama_params(config, blocks)))
+
+
+def test_tensor_cache_covers_every_parameter_of_the_library(default_compile, smollm2_config, smollm2_blocks):
+    formats = weight_formats(quantized_params(smollm2_config, smollm2_blocks))
+    metadata = export_model(smollm2_config, CompileOptions(), "gguf", formats, webgpu_target()).metadata
+    cache = json.loads((default_compile.bundle.path / "tensor-cache.json").read_text())
     records = {r["name"]: (r["shape"], r["dtype"]) for shard in cache["records"] for r in shard["records"]}
     assert records == {p["name"]: (p["shape"], p["dtype"]) for p in metadata["params"]}
     for shard in cache["records"]:
         assert shard["nbytes"] <= SHARD_CAP_BYTES or len(shard["records"]) == 1
 
 
-def test_chat_config_describes_the_model(q4_bundle, smollm2_config):
-    chat = json.loads((q4_bundle.bundle.path / "mlc-chat-config.json").read_text())
-    assert chat["model_type"] == "llama" and chat["quantization"] == "q4f32_1"
+def test_chat_config_describes_the_model(default_compile, smollm2_config):
+    chat = json.loads((default_compile.bundle.path / "mlc-chat-config.json").read_text())
+    assert chat["model_type"] == "llama" and chat["quantization"] == "gguf"
+    assert chat["weight_formats"] == {"q4g32": 120, "q8g32z128": 1}
     assert chat["context_window_size"] == 4096 and chat["prefill_chunk_size"] == 1024
     assert chat["vocab_size"] == smollm2_config.vocab_size
     assert chat["conv_template"]["name"] == "chatml" and chat["eos_token_id"] == [2]
 
 
-def test_bundle_weights_drive_the_native_build_to_the_same_logits(q4_bundle, smollm2_config, smollm2_weights,
+def test_bundle_weights_drive_the_native_build_to_the_same_logits(default_compile, smollm2_config, smollm2_blocks,
                                                                    smollm2_greedy_case):
-    quant = get_quantization("q4f32_1")
-    exported = export_model(smollm2_config, CompileOptions(), quant, native_cpu_target())
+    quantized = quantized_params(smollm2_config, smollm2_blocks)
+    exported = export_model(smollm2_config, CompileOptions(), "gguf", weight_formats(quantized), native_cpu_target())
     executable = build(exported)
-    direct = dict(quant.quantize_params(llama_params(smollm2_config, smollm2_weights), exported.model))
-    from_bundle = read_params(q4_bundle.bundle.path)
+    direct = dict(packed_params(quantized))
+    from_bundle = read_params(default_compile.bundle.path)
     assert from_bundle.keys() == direct.keys()
     for name, array in direct.items():
         np.testing.assert_array_equal(from_bundle[name], array, err_msg=name)

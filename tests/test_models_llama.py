@@ -52,9 +52,9 @@ def test_unsupported_architecture_is_refused(tiny_llama_gguf):
 
 
 def test_unsupported_quantization_type_is_refused(tiny_llama_gguf):
-    q4_k_block = np.zeros((1, 144), np.uint8)  # one 256-element Q4_K block
-    path, _, _ = tiny_llama_gguf(extra_tensors={"blk.0.extra.weight": (q4_k_block, Q.Q4_K)})
-    with pytest.raises(UnsupportedModelError, match=r"unsupported tensor types \{'blk.0.extra.weight': 'Q4_K'\}"):
+    q2_k_block = np.zeros((1, 84), np.uint8)  # one 256-element Q2_K block: 2-bit, no exact bundle format
+    path, _, _ = tiny_llama_gguf(extra_tensors={"blk.0.extra.weight": (q2_k_block, Q.Q2_K)})
+    with pytest.raises(UnsupportedModelError, match=r"unsupported tensor types \{'blk.0.extra.weight': 'Q2_K'\}"):
         dequantize_llama(path)
 
 

@@ -1,20 +1,27 @@
-"""Hugging Face Llama weight names (models/) -> this package's parameter names, fusing q/k/v and gate/up."""
+"""Hugging Face Llama weight names (models/) -> this package's parameter names, fusing q/k/v and gate/up.
+Matrices are float32 arrays or BlockWeights (a GGUF's own blocks, or already quantized)."""
 from collections.abc import Iterator
 
 import numpy as np
 
 from models.llama import LlamaConfig
+from models.quantization import BlockWeight, stack_rows
+
+Weight = np.ndarray | BlockWeight
 
 
-def _fused(weights: dict[str, np.ndarray], names: list[str], rows: list[int], cols: int) -> np.ndarray:
+def _fused(weights: dict[str, Weight], names: list[str], rows: list[int], cols: int) -> Weight:
     parts = [weights[n] for n in names]
     for name, part, expected_rows in zip(names, parts, rows):
         assert part.shape == (expected_rows, cols), f"{name}: shape {part.shape}, expected {(expected_rows, cols)}"
-    return np.concatenate(parts, axis=0)
+    if all(isinstance(part, BlockWeight) for part in parts):
+        return stack_rows(parts)
+    # A float part makes the fused matrix float, which still holds every part's values exactly.
+    return np.concatenate([p.dequantize() if isinstance(p, BlockWeight) else p for p in parts], axis=0)
 
 
-def llama_params(config: LlamaConfig, weights: dict[str, np.ndarray]) -> Iterator[tuple[str, np.ndarray]]:
-    """Yields float32 parameters named as `LlamaForCausalLM` declares them (before quantization)."""
+def llama_params(config: LlamaConfig, weights: dict[str, Weight]) -> Iterator[tuple[str, Weight]]:
+    """Yields the parameters named as `LlamaForCausalLM` declares them, before packing."""
     c = config
     q_rows, kv_rows = c.num_attention_heads * c.head_dim, c.num_key_value_heads * c.head_dim
     yield "model.embed_tokens.weight", weights["model.embed_tokens.weight"]
