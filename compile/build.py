@@ -10,6 +10,7 @@ from tvm.relax.backend.gpu_generic import pipeline as gpu_generic
 from tvm.s_tir import dlight as dl
 
 from compile.llama import CompileOptions, LlamaForCausalLM
+from compile.llama.merge_state import replace_merge_state_kernel
 from compile.logits import add_logits_functions
 from compile.quantization import Quantization
 from compile.schedules import Q4MatmulPerThread, Q4MatmulGrouped
@@ -86,6 +87,8 @@ def export_model(config: LlamaConfig, options: CompileOptions, quantization: Qua
                  target: tvm.target.Target) -> ExportedModel:
     model = quantization.quantize_module(LlamaForCausalLM(config, options, target), target)
     mod, named_params = model.export_tvm(spec=model.export_spec())
+    if target.kind.name != "llvm":  # the GPU merge kernel of TVM's KV cache races (see merge_state.py)
+        replace_merge_state_kernel(mod, config.num_attention_heads, config.head_dim, "float32", target)
     params = [ParamSpec(name, tuple(int(d) for d in p.shape), p.dtype) for name, p in named_params]
     metadata = _metadata("llama", config, options, quantization, params)
     mod = _attach_bounds(_attach_metadata(add_logits_functions(mod, target), metadata), options)
