@@ -59,30 +59,35 @@ class Divergence:
     steps: int
     first_id_difference: tuple[int, int] | None  # (turn, step) of the first greedy id that differs
     first_clear_id_difference: tuple[int, int] | None  # the same, only where the reference margin > min_margin
-    max_logit_error: float
+    turn_logit_errors: list[float]  # max |logit - reference| per turn
     ids: list[list[int]]
+
+    @property
+    def max_logit_error(self) -> float:
+        return max(self.turn_logit_errors)
 
     def summary(self) -> str:
         return (f"{self.steps} steps over {len(self.ids)} turns: first id difference at (turn, step) "
                 f"{self.first_id_difference}, first where the margin is clear {self.first_clear_id_difference}, "
-                f"max |Δlogit| {self.max_logit_error:.2e}")
+                f"max |Δlogit| per turn {', '.join(f'{e:.1e}' for e in self.turn_logit_errors)}")
 
 
 def compare(turns: list[Turn], logits_under_test: list[list[np.ndarray]], min_margin: float) -> Divergence:
     """`logits_under_test[t][s]`: the model's logits at turn t, step s, fed the reference's tokens."""
     first = first_clear = None
-    max_error, steps, ids = 0.0, 0, []
+    errors, steps, ids = [], 0, []
     for t, (turn, actual) in enumerate(zip(turns, logits_under_test, strict=True)):
         assert len(actual) == len(turn.logits), f"turn {t}: {len(actual)} steps, the reference has {len(turn.logits)}"
         ids.append([int(np.argmax(x)) for x in actual])
+        errors.append(0.0)
         for s, (a, want, margin) in enumerate(zip(actual, turn.logits, turn.margins)):
             steps += 1
-            max_error = max(max_error, float(np.abs(np.asarray(a, np.float32) - want).max()))
+            errors[-1] = max(errors[-1], float(np.abs(np.asarray(a, np.float32) - want).max()))
             if ids[-1][s] != turn.greedy_ids[s]:
                 first = first or (t, s)
                 if margin > min_margin:
                     first_clear = first_clear or (t, s)
-    return Divergence(steps, first, first_clear, max_error, ids)
+    return Divergence(steps, first, first_clear, errors, ids)
 
 
 def float_reference_weights(quantization: str, weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -93,7 +98,10 @@ def float_reference_weights(quantization: str, weights: dict[str, np.ndarray]) -
     return references[quantization](weights)
 
 
-# Exact greedy ids are required where the reference's top-1 leads its top-2 by more than this (float32 sums in
-# another order move logits by up to ~3e-3; lossy formats are compared to their own dequantized reference).
+# Exact greedy ids are required where the reference's top-1 leads its top-2 by more than this; lossy formats are
+# compared with their own dequantized reference.
 MIN_MARGIN = 0.05
-LOGITS_ATOL = 1e-2
+# Measured max |Δlogit| over the three turns: native 1e-4; WebGPU on SwiftShader 8.5e-3 (q0f32) and 1.2e-2 (q4),
+# as large in the first turn (empty cache) as in later ones: SwiftShader's exp2/log2 are approximate (5e-4 in the
+# attention output alone, e2e/test_kv_cache_attention.py), where the wrong merge kernel was off by 2.
+LOGITS_ATOL = 2e-2
