@@ -50,7 +50,8 @@ CONV_TEMPLATES = {"chatml": chatml_conv_template}
 def chat_config(model_type: str, config: LlamaConfig, metadata: dict, tokenizer_config: dict,
                 tokenizer_files: list[str]) -> dict:
     eos_id = tokenizer_config["eos_token_id"]
-    conv_template = dict(CONV_TEMPLATES[conv_template_name(tokenizer_config)](tokenizer_config), stop_token_ids=[eos_id])
+    conv_template = CONV_TEMPLATES[conv_template_name(tokenizer_config)](tokenizer_config)
+    conv_template["stop_token_ids"] = [eos_id]
     return {
         "version": "0.1.0",
         "model_type": model_type,

@@ -9,7 +9,7 @@ from compile.llama import CompileOptions, llama_params
 from compile.native import NativeModel
 from compile.quantization import QUANTIZATIONS, get_quantization
 from models.reference import NumpyLlama
-from tests.multi_turn import (LOGITS_ATOL, MIN_MARGIN, compare, float_reference_weights,
+from tests.multi_turn import (CPU_LOGITS_ATOL, MIN_MARGIN, compare, float_reference_weights,
                               reference_conversation)
 
 OPTIONS = CompileOptions(context_window_size=256, prefill_chunk_size=8)
@@ -30,7 +30,7 @@ def test_each_turn_of_a_chat_with_kv_reuse_matches_the_reference(quantization, s
 
     divergence = compare(turns, logits, MIN_MARGIN)
     print(f"native {quantization}: {divergence.summary()}")
-    assert divergence.max_logit_error < LOGITS_ATOL
+    assert divergence.max_logit_error < CPU_LOGITS_ATOL
     if quantization == "q0f32":
         assert divergence.first_id_difference is None
     assert divergence.first_clear_id_difference is None

@@ -73,8 +73,6 @@ def merge_state_inplace(num_heads: int, head_dim: int, dtype: str, target: Targe
     return merge_state_inplace
 
 
-def replace_merge_state_kernel(mod: tvm.IRModule, num_heads: int, head_dim: int, dtype: str,
-                               target: Target) -> tvm.IRModule:
-    """Swap TVM's merge kernel in `mod` (exported with a TIRPagedKVCache for a GPU target) for the one above, in place."""
+def replace_merge_state_kernel(mod: tvm.IRModule, num_heads: int, head_dim: int, dtype: str, target: Target) -> None:
+    """Swap TVM's merge kernel in `mod` (exported with a TIRPagedKVCache for a GPU target) for the one above."""
     mod.update_func(mod.get_global_var(MERGE_STATE), merge_state_inplace(num_heads, head_dim, dtype, target))
-    return mod
