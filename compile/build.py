@@ -11,6 +11,7 @@ from tvm.relax.backend.gpu_generic import pipeline as gpu_generic
 from tvm.s_tir import dlight as dl
 
 from compile.llama import CompileOptions, LlamaForCausalLM
+from compile.llama.merge_state import replace_merge_state_kernel
 from compile.logits import add_logits_functions
 from compile.quantization import quantize_module
 from compile.schedules import QuantMatmulGrouped, QuantMatmulPerThread
@@ -94,6 +95,8 @@ def export_model(config: LlamaConfig, options: CompileOptions, quantization: str
     """`formats` names the quantized layers (compile.quantization.weight_formats); the rest stay float32."""
     model = quantize_module(LlamaForCausalLM(config, options, target), formats, target)
     mod, named_params = model.export_tvm(spec=model.export_spec())
+    if target.kind.name != "llvm":  # the GPU merge kernel of TVM's KV cache races (see merge_state.py)
+        replace_merge_state_kernel(mod, config.num_attention_heads, config.head_dim, "float32", target)
     params = [ParamSpec(name, tuple(int(d) for d in p.shape), p.dtype) for name, p in named_params]
     metadata = _metadata("llama", config, options, quantization, formats, params)
     mod = _attach_bounds(_attach_metadata(add_logits_functions(mod, target), metadata), options)

@@ -1,7 +1,11 @@
 """mlc-chat-config.json: what a WebLLM-style runtime needs to chat with a bundle."""
-from models.llama import LlamaConfig
+import re
 
-# ChatML in MLC-LLM's conversation-template schema, for runtimes that do not render the Jinja template.
+from models.llama import LlamaConfig
+from models.tokenizer import render_chat_template
+
+# ChatML in MLC-LLM's conversation-template schema, for runtimes that do not render the Jinja template (WebLLM
+# builds its prompt from it). The system message is replaced by the Jinja template's own default (chatml_conv_template).
 CHATML = {
     "name": "chatml",
     "system_template": "<|im_start|>system\n{system_message}<|im_end|>\n",
@@ -16,7 +20,6 @@ CHATML = {
     "system_prefix_token_ids": None,
     "add_role_after_system_message": True,
 }
-CONV_TEMPLATES = {"chatml": CHATML}
 
 # SmolLM2's recommended sampling (its model card); the engine lets every request override them.
 DEFAULT_TEMPERATURE = 0.2
@@ -31,10 +34,24 @@ def conv_template_name(tokenizer_config: dict) -> str:
     raise ValueError("unsupported chat template (only ChatML models are supported for now)")
 
 
+def chatml_conv_template(tokenizer_config: dict) -> dict:
+    """CHATML with the system message the Jinja template uses when the conversation has none, so that a runtime
+    building its prompt from conv_template feeds the model the same tokens as one rendering the Jinja template
+    (SmolLM2: "You are a helpful AI assistant named SmolLM, trained by Hugging Face"). A template without a
+    default system block gets an empty one."""
+    rendered = render_chat_template(tokenizer_config, [{"role": "user", "content": "-"}], add_generation_prompt=False)
+    default = re.match(r"<\|im_start\|>system\n(.*?)<\|im_end\|>\n", rendered, re.DOTALL)
+    return dict(CHATML, system_message=default.group(1) if default else "")
+
+
+CONV_TEMPLATES = {"chatml": chatml_conv_template}
+
+
 def chat_config(model_type: str, config: LlamaConfig, metadata: dict, tokenizer_config: dict,
                 tokenizer_files: list[str]) -> dict:
     eos_id = tokenizer_config["eos_token_id"]
-    conv_template = dict(CONV_TEMPLATES[conv_template_name(tokenizer_config)], stop_token_ids=[eos_id])
+    conv_template = CONV_TEMPLATES[conv_template_name(tokenizer_config)](tokenizer_config)
+    conv_template["stop_token_ids"] = [eos_id]
     return {
         "version": "0.1.0",
         "model_type": model_type,

@@ -4,8 +4,10 @@ Routes
   GET /                              the chat page, listing the bundles on offer
   GET /api/bundles                   JSON list of the bundles (id, model, quantization, context window, ...)
   GET /bundles/<bundle id>/<file>    a file of a bundle: Range, ETag/304, cached as immutable
+  GET /bundles/<bundle id>/resolve/main/<file>   the same, at the path WebLLM appends to a model URL
   GET /static/<file>                 web/dist: engine.js, worker.js, chat.js, chat.css and source maps
 Errors are JSON: {"error": {"message", "type", "code"}}. The server never writes to the bundles directory.
+Same-origin only, unless create_app(cors_origin=ORIGIN) lets that one other origin read the responses (CORS).
 """
 import os
 import stat
@@ -15,6 +17,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
@@ -43,7 +46,8 @@ MEDIA_TYPES = {
 }
 
 
-def create_app(bundles_dir: Path = DEFAULT_BUNDLES_DIR, assets_dir: Path = DEFAULT_ASSETS_DIR) -> Starlette:
+def create_app(bundles_dir: Path = DEFAULT_BUNDLES_DIR, assets_dir: Path = DEFAULT_ASSETS_DIR,
+               cors_origin: str | None = None) -> Starlette:
     bundles = BundleDirectory(bundles_dir)
     assets_dir = Path(assets_dir)
     templates = Environment(loader=PackageLoader("static_server"), autoescape=select_autoescape())
@@ -82,12 +86,21 @@ def create_app(bundles_dir: Path = DEFAULT_BUNDLES_DIR, assets_dir: Path = DEFAU
         routes=[
             Route("/", index),
             Route("/api/bundles", list_bundles),
+            Route("/bundles/{bundle_id}/resolve/main/{name:path}", bundle_file),  # before the next: it would refuse it
             Route("/bundles/{bundle_id}/{name:path}", bundle_file),
             Route("/static/{name:path}", static_file),
         ],
-        middleware=[Middleware(SecurityHeadersMiddleware), Middleware(JsonAndJsGZipMiddleware)],
+        middleware=[Middleware(SecurityHeadersMiddleware), Middleware(JsonAndJsGZipMiddleware)]
+        + ([cors_middleware(cors_origin)] if cors_origin else []),
         exception_handlers={HTTPException: json_error},
     )
+
+
+def cors_middleware(origin: str) -> Middleware:
+    """Lets `origin` read every response, as an app embedding a bundle from this server needs: GET and HEAD, with
+    Range (a preflight answers for it), and the headers a resumable, verified download reads."""
+    return Middleware(CORSMiddleware, allow_origins=[origin], allow_methods=["GET", "HEAD"], allow_headers=["Range"],
+                      expose_headers=["Content-Length", "Content-Range", "Accept-Ranges", "ETag"])
 
 
 class ApiError(HTTPException):

@@ -383,3 +383,57 @@ def test_command_prints_the_url_and_serves(bundles_dir, bundle):
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+# --- WebLLM and other origins ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", [LIBRARY, "params_shard_0.bin", "mlc-chat-config.json", "manifest.json"])
+def test_bundle_files_are_also_served_at_webllms_resolve_main_path(client, bundle, name):
+    plain = client.get(file_url(bundle, name), headers={"Accept-Encoding": "identity"})
+    resolved = client.get(f"/bundles/{bundle.bundle_id}/resolve/main/{name}", headers={"Accept-Encoding": "identity"})
+    assert resolved.status_code == 200 and resolved.content == plain.content == (bundle.path / name).read_bytes()
+    for header in ("content-type", "cache-control", "etag"):
+        assert resolved.headers.get(header) == plain.headers.get(header)
+
+
+def test_resolve_main_path_refuses_what_the_plain_path_refuses(client, bundle):
+    assert client.get("/bundles/0123456789abcdef/resolve/main/tokenizer.json").json()["error"]["code"] == \
+        "bundle_not_found"
+    assert client.get(f"/bundles/{bundle.bundle_id}/resolve/main/notes.txt").status_code == 404
+    response = client.get(f"/bundles/{bundle.bundle_id}/resolve/main/%2e%2e/%2e%2e/etc/passwd")
+    assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_path"
+    assert client.get(f"/bundles/{bundle.bundle_id}/resolve/other/tokenizer.json").status_code == 400
+
+
+def test_other_origins_get_no_cors_headers_by_default(client, bundle):
+    response = client.get(file_url(bundle, "tokenizer.json"), headers={"Origin": "https://app.example"})
+    assert response.status_code == 200 and "access-control-allow-origin" not in response.headers
+    preflight = client.options(file_url(bundle, "tokenizer.json"), headers={
+        "Origin": "https://app.example", "Access-Control-Request-Method": "GET"})
+    assert "access-control-allow-origin" not in preflight.headers
+
+
+def test_cors_option_lets_that_origin_read_bundles_with_ranges(bundles_dir, assets_dir, bundle):
+    client = TestClient(create_app(bundles_dir, assets_dir, cors_origin="https://app.example"))
+    url = f"/bundles/{bundle.bundle_id}/resolve/main/params_shard_0.bin"
+    response = client.get(url, headers={"Origin": "https://app.example", "Range": "bytes=0-9"})
+    assert response.status_code == 206 and response.content == (bundle.path / "params_shard_0.bin").read_bytes()[:10]
+    assert response.headers["access-control-allow-origin"] == "https://app.example"
+    exposed = {h.strip().lower() for h in response.headers["access-control-expose-headers"].split(",")}
+    assert {"content-range", "content-length", "etag"} <= exposed
+    preflight = client.options(url, headers={"Origin": "https://app.example", "Access-Control-Request-Method": "GET",
+                                             "Access-Control-Request-Headers": "range"})
+    assert preflight.status_code == 200 and preflight.headers["access-control-allow-origin"] == "https://app.example"
+    assert "range" in preflight.headers["access-control-allow-headers"].lower()
+    other = client.get(url, headers={"Origin": "https://elsewhere.example"})
+    assert "access-control-allow-origin" not in other.headers
+
+
+def test_cors_command_line_option_reaches_the_app(monkeypatch, bundles_dir):
+    import static_server.__main__ as cli
+    served = {}
+    monkeypatch.setattr(cli.uvicorn, "run", lambda app, **kwargs: served.update(app=app))
+    monkeypatch.setattr("sys.argv", ["static_server", "--bundles", str(bundles_dir), "--cors", "https://app.example"])
+    cli.main()
+    response = TestClient(served["app"]).get("/api/bundles", headers={"Origin": "https://app.example"})
+    assert response.headers["access-control-allow-origin"] == "https://app.example"
