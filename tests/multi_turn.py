@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.quantization import q4f32_1_round_trip
+from models.quantization import round_trip
 from models.reference import NumpyLlama
 from models.tokenizer import chat_prompt_ids
 
@@ -90,12 +90,14 @@ def compare(turns: list[Turn], logits_under_test: list[list[np.ndarray]], min_ma
     return Divergence(steps, first, first_clear, errors, ids)
 
 
+# Bundles that hold the source's float32 weights exactly: the float reference is the model itself.
+EXACT_QUANTIZATIONS = ("q0f32", "gguf")
+
+
 def float_reference_weights(quantization: str, weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The float32 weights a bundle of `quantization` holds exactly (its own float reference)."""
-    references = {"q0f32": lambda w: w, "q4f32_1": q4f32_1_round_trip}
-    if quantization not in references:
-        raise KeyError(f"no float reference for quantization {quantization!r}: add it to float_reference_weights")
-    return references[quantization](weights)
+    """The float32 weights a bundle of `quantization` holds exactly (its own float reference), given the
+    source's float32 weights."""
+    return weights if quantization in EXACT_QUANTIZATIONS else round_trip(weights, quantization)
 
 
 # Exact greedy ids are required where the reference's top-1 leads its top-2 by more than this; lossy formats are
