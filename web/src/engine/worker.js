@@ -1,12 +1,7 @@
 // The engine's Web Worker: owns tvmjs, the device (WebGPU or the CPU), the model and its KV cache, and the
 // tokenizer. Runs one operation at a time (load, chat, unload) from a queue; aborts are seen between prefill
-// chunks and decode steps (each step yields to the worker's messages: see TVMModel.forward).
-//
-// In:  {op: "load", id, bundleUrl, pageUrl, device: "auto" | "webgpu" | "wasm"} | {op: "chat", id, request}
-//      | {op: "promptIds", id, messages} | {op: "unload", id}
-//      | {op: "abort", target} | {op: "interrupt"}
-// Out: {id, type: "progress", progress} | {id, type: "started"} | {id, type: "chunk", chunk}
-//      | {id, type: "result", value} | {id, type: "error", error}
+// chunks and decode steps (each step yields to the worker's messages: see TVMModel.forward). The messages it
+// takes and sends are defined in protocol.js.
 import { Tokenizer } from "./tokenizer.js";
 import { BundleStore } from "./bundle-store.js";
 import { completionMeta, contentChunk, usageChunk, usageOf } from "./completion.js";
@@ -16,6 +11,7 @@ import {
 import { generate } from "./generation.js";
 import { hasModelLibrary, modelLibrary } from "./manifest.js";
 import { ChatTemplate } from "./prompt.js";
+import { Op, Reply } from "./protocol.js";
 import { seededRandom } from "./sampler.js";
 import { TVMModel, requestWebGPU } from "./tvm-model.js";
 
@@ -32,22 +28,22 @@ const post = (message) => self.postMessage(message);
 
 self.onmessage = ({ data }) => {
   switch (data.op) {
-    case "abort":
+    case Op.abort:
       if (pendingChats.has(data.target)) aborted.add(data.target);
       return;
-    case "interrupt":
+    case Op.interrupt:
       interruptChats();
       return;
-    case "load":
-    case "unload":
+    case Op.load:
+    case Op.unload:
       interruptChats(); // a running generation ends (finish_reason "abort") before the model goes away
-      enqueue(data.id, () => (data.op === "load" ? load(data) : unload()));
+      enqueue(data.id, () => (data.op === Op.load ? load(data) : unload()));
       return;
-    case "chat":
+    case Op.chat:
       pendingChats.add(data.id);
       enqueue(data.id, () => chat(data));
       return;
-    case "promptIds":
+    case Op.promptIds:
       enqueue(data.id, async () => promptIdsOf(data.messages));
       return;
   }
@@ -60,10 +56,10 @@ function interruptChats() {
 function enqueue(id, task) {
   queue = queue.then(async () => {
     try {
-      post({ id, type: "result", value: await task() });
+      post({ id, type: Reply.result, value: await task() });
     } catch (error) {
       if (!(error instanceof EngineError)) console.error(error); // unexpected: keep the stack for debugging
-      post({ id, type: "error", error: toWire(error) });
+      post({ id, type: Reply.error, error: toWire(error) });
     } finally {
       pendingChats.delete(id);
       aborted.delete(id);
@@ -94,13 +90,22 @@ async function chooseDevice(requested, manifest) {
   return { device: "webgpu", gpu };
 }
 
-async function load({ id, bundleUrl, pageUrl, device: requested }) {
+/** A lost GPU device (driver reset, GPU removed, out of memory) ends this worker's usefulness: tvmjs disposes
+ * itself then, so the page is told, and it replaces the worker. A device destroyed by unload() is no loss. */
+function reportDeviceLoss(device) {
+  device.lost.then((info) => {
+    if (info.reason !== "destroyed") post({ type: Reply.deviceLost, message: info.message || "no reason given" });
+  });
+}
+
+async function load({ id, bundleUrl, device: requested }) {
   unload();
   const started = performance.now();
-  const progress = (p) => post({ id, type: "progress", progress: p });
-  const store = await BundleStore.open(bundleUrl, pageUrl, progress);
+  const progress = (p) => post({ id, type: Reply.progress, progress: p });
+  const store = await BundleStore.open(bundleUrl, progress);
   const { manifest } = store;
   const { device, gpu } = await chooseDevice(requested, manifest);
+  if (gpu) reportDeviceLoss(gpu.device);
   try {
     for (const [other, kind] of Object.entries(LIBRARY_KIND)) {
       if (other !== device && hasModelLibrary(manifest, kind)) store.leaveOut(modelLibrary(manifest, kind).path);
@@ -159,9 +164,9 @@ async function chat({ id, request }) {
       + `messages take ${promptIds.length}${request.maxTokens === null ? "" : ` and max_tokens asks for ${request.maxTokens} more`}. `
       + "Shorten the messages or lower max_tokens.");
   }
-  post({ id, type: "started" });
+  post({ id, type: Reply.started });
   const meta = completionMeta(info.model);
-  post({ id, type: "chunk", chunk: contentChunk(meta, { role: "assistant", content: "" }) });
+  post({ id, type: Reply.chunk, chunk: contentChunk(meta, { role: "assistant", content: "" }) });
   const result = await generate({
     model,
     promptIds,
@@ -172,10 +177,10 @@ async function chat({ id, request }) {
     stopStrings: [...request.stop, ...loaded.stopStrings],
     decodeText: (ids) => tokenizer.decode(Int32Array.from(ids)),
     isAborted: () => aborted.has(id),
-    onText: (text) => post({ id, type: "chunk", chunk: contentChunk(meta, { content: text }) }),
+    onText: (text) => post({ id, type: Reply.chunk, chunk: contentChunk(meta, { content: text }) }),
   });
-  post({ id, type: "chunk", chunk: contentChunk(meta, {}, result.finishReason) });
-  post({ id, type: "chunk", chunk: usageChunk(meta, usageOf(result)) });
+  post({ id, type: Reply.chunk, chunk: contentChunk(meta, {}, result.finishReason) });
+  post({ id, type: Reply.chunk, chunk: usageChunk(meta, usageOf(result)) });
   return null;
 }
 
