@@ -11,13 +11,14 @@ import {
 import { generate } from "./generation.js";
 import { hasModelLibrary, modelLibrary } from "./manifest.js";
 import { ChatTemplate } from "./prompt.js";
+import { PromptEncoder } from "./prompt-tokens.js";
 import { Op, Reply } from "./protocol.js";
 import { seededRandom } from "./sampler.js";
 import { TVMModel, requestWebGPU } from "./tvm-model.js";
 
 const LIBRARY_KIND = { webgpu: "webgpu", wasm: "wasm32" }; // device -> the model library it runs
 
-/** @type {null | {model: TVMModel, tokenizer: Tokenizer, template: ChatTemplate, info: any,
+/** @type {null | {model: TVMModel, tokenizer: Tokenizer, plainTokenizer: Tokenizer, prompts: PromptEncoder, info: any,
  *                 stopTokenIds: Set<number>, stopStrings: string[]}} */
 let loaded = null;
 let queue = Promise.resolve();
@@ -106,13 +107,14 @@ async function load({ id, bundleUrl, device: requested }) {
   const { manifest } = store;
   const { device, gpu } = await chooseDevice(requested, manifest);
   if (gpu) reportDeviceLoss(gpu.device);
+  let tokenizers = null;
   try {
     for (const [other, kind] of Object.entries(LIBRARY_KIND)) {
       if (other !== device && hasModelLibrary(manifest, kind)) store.leaveOut(modelLibrary(manifest, kind).path);
     }
     const chatConfig = await store.readJson("mlc-chat-config.json");
     const template = new ChatTemplate(await store.readJson("tokenizer_config.json"));
-    const tokenizer = await Tokenizer.fromJSON((await store.read("tokenizer.json")).buffer);
+    tokenizers = await loadTokenizers(await store.readJson("tokenizer.json"));
     const tensorCache = await store.readJson("tensor-cache.json");
     const library = await store.read(modelLibrary(manifest, LIBRARY_KIND[device]).path);
     const compiling = () => progress({ stage: "compile", text: "Compiling WebGPU shaders", loadedBytes: store.loadedBytes,
@@ -132,7 +134,10 @@ async function load({ id, bundleUrl, device: requested }) {
       loadTimeS: (performance.now() - started) / 1000,
     };
     loaded = {
-      model, tokenizer, template, info,
+      model, info,
+      tokenizer: tokenizers.full,
+      plainTokenizer: tokenizers.plain,
+      prompts: new PromptEncoder(template, tokenizers.plain, tokenizers.special),
       stopTokenIds: new Set([chatConfig.eos_token_id ?? [], conv.stop_token_ids ?? []].flat()),
       stopStrings: conv.stop_str ?? [],
     };
@@ -140,7 +145,27 @@ async function load({ id, bundleUrl, device: requested }) {
       loadedBytes: store.totalBytes, totalBytes: store.totalBytes, fraction: 1 });
     return info;
   } catch (error) {
+    tokenizers?.full.dispose();
+    tokenizers?.plain.dispose();
     gpu?.device.destroy();
+    throw error;
+  }
+}
+
+/**
+ * The bundle's tokenizer (`full`: decodes the model's output), the same without its special tokens (`plain`:
+ * encodes message text as plain text) and those special tokens.
+ * @param {any} tokenizerJson the parsed tokenizer.json
+ */
+async function loadTokenizers(tokenizerJson) {
+  const added = tokenizerJson.added_tokens ?? [];
+  const bytes = (json) => new TextEncoder().encode(JSON.stringify(json)).buffer;
+  const full = await Tokenizer.fromJSON(bytes(tokenizerJson));
+  try {
+    const plain = await Tokenizer.fromJSON(bytes({ ...tokenizerJson, added_tokens: added.filter((t) => !t.special) }));
+    return { full, plain, special: added.filter((t) => t.special) };
+  } catch (error) {
+    full.dispose();
     throw error;
   }
 }
@@ -149,6 +174,7 @@ function unload() {
   if (!loaded) return null;
   loaded.model.dispose();
   loaded.tokenizer.dispose();
+  loaded.plainTokenizer.dispose();
   loaded = null;
   return null;
 }
@@ -184,8 +210,9 @@ async function chat({ id, request }) {
   return null;
 }
 
-/** The prompt token ids of a conversation: the chat template rendered, then tokenized. */
+/** The prompt token ids of a conversation: the chat template rendered, then tokenized (message text as plain
+ * text: see PromptEncoder). */
 function promptIdsOf(messages) {
   if (!loaded) throw new ModelNotLoadedError();
-  return Array.from(loaded.tokenizer.encode(loaded.template.render(messages)));
+  return loaded.prompts.encode(messages);
 }
