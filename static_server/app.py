@@ -5,9 +5,12 @@ Routes
   GET /api/bundles                   JSON list of the bundles (id, model, quantization, context window, ...)
   GET /bundles/<bundle id>/<file>    a file of a bundle: Range, ETag/304, cached as immutable
   GET /static/<file>                 web/dist: engine.js, worker.js, chat.js, chat.css and source maps
-Errors are JSON: {"error": {"message", "type", "code"}}. The server never writes to the bundles directory.
+Errors are JSON: {"error": {"message", "type", "code"}}, with the security headers, whatever failed (unexpected
+exceptions included). The server never writes to the bundles directory.
 """
+import logging
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -20,7 +23,9 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Respon
 from starlette.routing import Route
 
 from .bundles import BundleDirectory
-from .headers import JsonAndJsGZipMiddleware, SecurityHeadersMiddleware
+from .headers import SECURITY_HEADERS, JsonAndJsGZipMiddleware, SecurityHeadersMiddleware
+
+log = logging.getLogger(__name__)
 
 DEFAULT_BUNDLES_DIR = Path("bundles")
 DEFAULT_ASSETS_DIR = Path(__file__).resolve().parent.parent / "web" / "dist"
@@ -68,10 +73,14 @@ def create_app(bundles_dir: Path = DEFAULT_BUNDLES_DIR, assets_dir: Path = DEFAU
                            f"no bundle with id {bundle_id!r} on this server; GET /api/bundles lists the bundles")
         if name not in offered.files():
             raise ApiError(404, "file_not_found", f"bundle {bundle_id} has no file {name!r}")
+        path = offered.path_of(name)
+        if path is None:
+            log.warning("bundle %s: %s resolves outside the bundle directory; not served", bundle_id, name)
+            raise ApiError(404, "file_not_found", f"bundle {bundle_id} has no file {name!r}")
         sha256 = offered.sha256(name)
         if sha256 is None:  # the manifest itself: holds a build timestamp, so not covered by the id
-            return file_response(request, offered.bundle.path / name, cache_control=REVALIDATE)
-        return file_response(request, offered.bundle.path / name, cache_control=IMMUTABLE, etag=f'"{sha256}"')
+            return file_response(request, path, cache_control=REVALIDATE)
+        return file_response(request, path, cache_control=IMMUTABLE, etag=f'"{sha256}"')
 
     async def static_file(request: Request) -> Response:
         name = request.path_params["name"]
@@ -86,7 +95,7 @@ def create_app(bundles_dir: Path = DEFAULT_BUNDLES_DIR, assets_dir: Path = DEFAU
             Route("/static/{name:path}", static_file),
         ],
         middleware=[Middleware(SecurityHeadersMiddleware), Middleware(JsonAndJsGZipMiddleware)],
-        exception_handlers={HTTPException: json_error},
+        exception_handlers={HTTPException: json_error, Exception: internal_error},
     )
 
 
@@ -102,6 +111,13 @@ async def json_error(request: Request, error: HTTPException) -> JSONResponse:
     return JSONResponse(body, status_code=error.status_code, headers=error.headers)
 
 
+async def internal_error(request: Request, error: Exception) -> JSONResponse:
+    """Any unexpected exception. Starlette answers it outside the middleware stack, so the security headers are
+    added here."""
+    body = {"error": {"message": "internal server error", "type": "server_error", "code": "internal_error"}}
+    return JSONResponse(body, status_code=500, headers=SECURITY_HEADERS)
+
+
 def check_plain_file_name(name: str) -> None:
     """Bundles and web/dist are flat: anything but a plain file name is an attempt to leave the directory."""
     if not name or name != os.path.basename(name) or "\\" in name or "\0" in name or name.startswith("."):
@@ -112,7 +128,7 @@ def file_response(request: Request, path: Path, *, cache_control: str, etag: str
     """The file with Range support (FileResponse), or 304 when the client's copy is current."""
     try:
         file_stat = os.stat(path)
-    except (FileNotFoundError, NotADirectoryError):
+    except OSError:  # missing, a name too long for the file system, unreadable: none of them is a file to serve
         file_stat = None
     if file_stat is None or not stat.S_ISREG(file_stat.st_mode):
         raise ApiError(404, "file_not_found", f"no file {path.name!r} here")
@@ -121,7 +137,36 @@ def file_response(request: Request, path: Path, *, cache_control: str, etag: str
     if etag_matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
     media_type = MEDIA_TYPES.get(path.suffix, "application/octet-stream")
+    if not valid_range(request.headers.get("range")):
+        return WholeFileResponse(path, headers=headers, media_type=media_type, stat_result=file_stat)
     return FileResponse(path, headers=headers, media_type=media_type, stat_result=file_stat)
+
+
+# RFC 9110 14.1.2: "bytes=" then comma-separated first-last, first- or -suffix_length ranges
+BYTE_RANGE = r"\s*(\d+-\d*|-\d+)\s*"
+BYTE_RANGES = re.compile(rf"bytes={BYTE_RANGE}(,{BYTE_RANGE})*")
+
+
+def valid_range(header: str | None) -> bool:
+    """Whether a Range header (or its absence) is one to honour. One that is malformed, has a last byte before its
+    first, or asks for more ranges than FileResponse serves is ignored (RFC 9110 14.2: the whole file, 200)."""
+    if header is None:
+        return True
+    if not BYTE_RANGES.fullmatch(header) or header.count(",") >= FileResponse.max_ranges:
+        return False
+    for part in header.removeprefix("bytes=").split(","):
+        first, last = part.strip().split("-")
+        if first and last and int(last) < int(first):
+            return False
+    return True
+
+
+class WholeFileResponse(FileResponse):
+    """The whole file, as if the request had no Range header."""
+
+    async def __call__(self, scope, receive, send):
+        headers = [(key, value) for key, value in scope["headers"] if key.lower() != b"range"]
+        await super().__call__({**scope, "headers": headers}, receive, send)
 
 
 def etag_matches(if_none_match: str | None, etag: str) -> bool:
