@@ -11,6 +11,7 @@ from compile.build import _pipeline, native_cpu_target
 from compile.quantization import Q4Linear
 from compile.toolchain import webgpu_target
 from models.quantization import dequantize_q4f32_1, quantize_q4f32_1
+from tests.numeric import assert_close_to_scale
 
 
 class LinearWithResidual(nn.Module):
@@ -55,4 +56,4 @@ def test_grouped_cpu_q4_matmul_matches_numpy(seq_len):
     q_weight, q_scale = quantize_q4f32_1(rng.standard_normal((64, 64)).astype(np.float32))
     x = rng.standard_normal((1, seq_len, 64)).astype(np.float32)
     out = vm["forward"](tvm.runtime.tensor(x), [tvm.runtime.tensor(q_weight), tvm.runtime.tensor(q_scale)])
-    np.testing.assert_allclose(out.numpy(), x @ dequantize_q4f32_1(q_weight, q_scale).T + x, rtol=1e-5, atol=1e-5)
+    assert_close_to_scale(out.numpy(), x @ dequantize_q4f32_1(q_weight, q_scale).T + x)
