@@ -159,7 +159,9 @@ export class Engine {
     this.checkLoaded();
     const normalized = validateChatRequest(request, this.bundle);
     const { signal } = request;
-    if (signal?.aborted) throw new AbortError("Request was aborted: its signal was aborted before it started", "request_aborted");
+    if (signal?.aborted) {
+      throw new AbortError("Request was aborted: its signal was aborted before it started", "request_aborted");
+    }
     const id = this.nextId++;
     const abort = () => {
       if (!this.crash) this.worker.postMessage({ op: Op.abort, target: id });

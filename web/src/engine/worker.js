@@ -18,8 +18,8 @@ import { TVMModel, requestWebGPU } from "./tvm-model.js";
 
 const LIBRARY_KIND = { webgpu: "webgpu", wasm: "wasm32" }; // device -> the model library it runs
 
-/** @type {null | {model: TVMModel, tokenizer: Tokenizer, plainTokenizer: Tokenizer, prompts: PromptEncoder, info: any,
- *                 stopTokenIds: Set<number>, stopStrings: string[]}} */
+/** @type {null | {model: TVMModel, tokenizer: Tokenizer, plainTokenizer: Tokenizer, prompts: PromptEncoder,
+ *                 info: any, stopTokenIds: Set<number>, stopStrings: string[]}} */
 let loaded = null;
 let queue = Promise.resolve();
 const pendingChats = new Set(); // ids of chats queued or running
