@@ -100,8 +100,8 @@ def create_app(bundles_dir: Path = DEFAULT_BUNDLES_DIR, assets_dir: Path = DEFAU
 
 
 class ApiError(HTTPException):
-    def __init__(self, status_code: int, code: str, message: str):
-        super().__init__(status_code, detail=message)
+    def __init__(self, status_code: int, code: str, message: str, headers: dict[str, str] | None = None):
+        super().__init__(status_code, detail=message, headers=headers)
         self.code = code
 
 
@@ -137,9 +137,18 @@ def file_response(request: Request, path: Path, *, cache_control: str, etag: str
     if etag_matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
     media_type = MEDIA_TYPES.get(path.suffix, "application/octet-stream")
-    if not valid_range(request.headers.get("range")):
+    ranges = byte_ranges(request.headers.get("range"))
+    if ranges is None:
         return WholeFileResponse(path, headers=headers, media_type=media_type, stat_result=file_stat)
-    return FileResponse(path, headers=headers, media_type=media_type, stat_result=file_stat)
+    response = FileResponse(path, headers=headers, media_type=media_type, stat_result=file_stat)
+    if_range = request.headers.get("if-range")
+    honoured = if_range is None or if_range in (etag, response.headers.get("last-modified"))
+    size = file_stat.st_size
+    if ranges and honoured and any(start >= size for start in range_starts(ranges, size)):
+        # FileResponse would answer this 416 in plain text: the same answer, in JSON
+        raise ApiError(416, "range_not_satisfiable", f"{request.headers['range']!r} is not within the file's {size} bytes",
+                       headers={"Content-Range": f"bytes */{size}"})
+    return response
 
 
 # RFC 9110 14.1.2: "bytes=" then comma-separated first-last, first- or -suffix_length ranges
@@ -147,18 +156,20 @@ BYTE_RANGE = r"\s*(\d+-\d*|-\d+)\s*"
 BYTE_RANGES = re.compile(rf"bytes={BYTE_RANGE}(,{BYTE_RANGE})*")
 
 
-def valid_range(header: str | None) -> bool:
-    """Whether a Range header (or its absence) is one to honour. One that is malformed, has a last byte before its
-    first, or asks for more ranges than FileResponse serves is ignored (RFC 9110 14.2: the whole file, 200)."""
+def byte_ranges(header: str | None) -> list[tuple[str, str]] | None:
+    """The (first, last) strings of a Range header ([] without one), or None for one to ignore (RFC 9110 14.2: the
+    whole file, 200): malformed, a last byte before its first, or more ranges than FileResponse serves."""
     if header is None:
-        return True
+        return []
     if not BYTE_RANGES.fullmatch(header) or header.count(",") >= FileResponse.max_ranges:
-        return False
-    for part in header.removeprefix("bytes=").split(","):
-        first, last = part.strip().split("-")
-        if first and last and int(last) < int(first):
-            return False
-    return True
+        return None
+    ranges = [tuple(part.strip().split("-")) for part in header.removeprefix("bytes=").split(",")]
+    return None if any(first and last and int(last) < int(first) for first, last in ranges) else ranges
+
+
+def range_starts(ranges: list[tuple[str, str]], size: int) -> list[int]:
+    """Where each range starts in a file of `size` bytes ("-n": the last n bytes)."""
+    return [int(first) if first else max(size - int(last), 0) for first, last in ranges]
 
 
 class WholeFileResponse(FileResponse):

@@ -221,9 +221,12 @@ def test_range_requests(client, bundle):
     open_ended = client.get(url, headers={"Range": f"bytes={size - 8}-"})
     assert open_ended.status_code == 206 and open_ended.content == data[-8:]
 
-    unsatisfiable = client.get(url, headers={"Range": f"bytes={size}-{size + 10}"})
-    assert unsatisfiable.status_code == 416
-    assert unsatisfiable.headers["content-range"] == f"bytes */{size}"
+    for header in (f"bytes={size}-{size + 10}", f"bytes={size}-", "bytes=-0"):
+        unsatisfiable = client.get(url, headers={"Range": header})
+        assert unsatisfiable.status_code == 416, header
+        assert unsatisfiable.headers["content-range"] == f"bytes */{size}"
+        assert unsatisfiable.json()["error"]["code"] == "range_not_satisfiable"
+        assert unsatisfiable.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
 
     etag = response.headers["etag"]
     assert client.get(url, headers={"Range": "bytes=0-9", "If-Range": etag}).status_code == 206
