@@ -101,7 +101,7 @@ def write_bundle(
         listed = [_file_entry(staging, path.name) for path in sorted(staging.iterdir())]
         manifest = {
             "format": FORMAT,
-            "bundle_id": _bundle_id(listed),
+            "bundle_id": bundle_id_of(listed),
             "model": model,
             "quantization": quantization,
             "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -158,7 +158,7 @@ def _verify_files(bundle: Bundle) -> None:
     listed = bundle.manifest["files"]
     for entry in listed:
         _check_file_name(entry["path"], str(path / MANIFEST))
-    if _bundle_id(listed) != bundle.bundle_id:
+    if bundle_id_of(listed) != bundle.bundle_id:
         raise BundleError(f"{path / MANIFEST}: bundle_id does not match the file list (edited? rebuild the bundle)")
     by_name = {entry["path"]: entry for entry in listed}
     for required in (TENSOR_CACHE, CHAT_CONFIG):
@@ -369,7 +369,7 @@ def _file_entry(directory: Path, name: str) -> dict:
     return {"path": name, "bytes": (directory / name).stat().st_size, "sha256": sha256}
 
 
-def _bundle_id(files: list[dict]) -> str:
+def bundle_id_of(files: list[dict]) -> str:
     """sha256 of the `sha256sum`-style listing of the files sorted by path; no timestamps, so same content, same id."""
     listing = "".join(f"{entry['sha256']}  {entry['path']}\n" for entry in sorted(files, key=lambda e: e["path"]))
     return hashlib.sha256(listing.encode()).hexdigest()[:BUNDLE_ID_HEX_CHARS]

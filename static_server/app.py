@@ -6,10 +6,13 @@ Routes
   GET /bundles/<bundle id>/<file>    a file of a bundle: Range, ETag/304, cached as immutable
   GET /bundles/<bundle id>/resolve/main/<file>   the same, at the path WebLLM appends to a model URL
   GET /static/<file>                 web/dist: engine.js, worker.js, chat.js, chat.css and source maps
-Errors are JSON: {"error": {"message", "type", "code"}}. The server never writes to the bundles directory.
-Same-origin only, unless create_app(cors_origin=ORIGIN) lets that one other origin read the responses (CORS).
+Errors are JSON: {"error": {"message", "type", "code"}}, with the security headers, whatever failed (unexpected
+exceptions included). The server never writes to the bundles directory. Same-origin only, unless
+create_app(cors_origin=ORIGIN) lets that one other origin read the responses (CORS).
 """
+import logging
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -23,7 +26,9 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Respon
 from starlette.routing import Route
 
 from .bundles import BundleDirectory
-from .headers import JsonAndJsGZipMiddleware, SecurityHeadersMiddleware
+from .headers import SECURITY_HEADERS, JsonAndJsGZipMiddleware, SecurityHeadersMiddleware
+
+log = logging.getLogger(__name__)
 
 DEFAULT_BUNDLES_DIR = Path("bundles")
 DEFAULT_ASSETS_DIR = Path(__file__).resolve().parent.parent / "web" / "dist"
@@ -72,10 +77,14 @@ def create_app(bundles_dir: Path = DEFAULT_BUNDLES_DIR, assets_dir: Path = DEFAU
                            f"no bundle with id {bundle_id!r} on this server; GET /api/bundles lists the bundles")
         if name not in offered.files():
             raise ApiError(404, "file_not_found", f"bundle {bundle_id} has no file {name!r}")
+        path = offered.path_of(name)
+        if path is None:
+            log.warning("bundle %s: %s resolves outside the bundle directory; not served", bundle_id, name)
+            raise ApiError(404, "file_not_found", f"bundle {bundle_id} has no file {name!r}")
         sha256 = offered.sha256(name)
         if sha256 is None:  # the manifest itself: holds a build timestamp, so not covered by the id
-            return file_response(request, offered.bundle.path / name, cache_control=REVALIDATE)
-        return file_response(request, offered.bundle.path / name, cache_control=IMMUTABLE, etag=f'"{sha256}"')
+            return file_response(request, path, cache_control=REVALIDATE)
+        return file_response(request, path, cache_control=IMMUTABLE, etag=f'"{sha256}"')
 
     async def static_file(request: Request) -> Response:
         name = request.path_params["name"]
@@ -92,7 +101,7 @@ def create_app(bundles_dir: Path = DEFAULT_BUNDLES_DIR, assets_dir: Path = DEFAU
         ],
         middleware=[Middleware(SecurityHeadersMiddleware), Middleware(JsonAndJsGZipMiddleware)]
         + ([cors_middleware(cors_origin)] if cors_origin else []),
-        exception_handlers={HTTPException: json_error},
+        exception_handlers={HTTPException: json_error, Exception: internal_error},
     )
 
 
@@ -104,8 +113,8 @@ def cors_middleware(origin: str) -> Middleware:
 
 
 class ApiError(HTTPException):
-    def __init__(self, status_code: int, code: str, message: str):
-        super().__init__(status_code, detail=message)
+    def __init__(self, status_code: int, code: str, message: str, headers: dict[str, str] | None = None):
+        super().__init__(status_code, detail=message, headers=headers)
         self.code = code
 
 
@@ -113,6 +122,13 @@ async def json_error(request: Request, error: HTTPException) -> JSONResponse:
     code = getattr(error, "code", None) or {404: "not_found", 405: "method_not_allowed"}.get(error.status_code)
     body = {"error": {"message": error.detail, "type": "invalid_request_error", "code": code}}
     return JSONResponse(body, status_code=error.status_code, headers=error.headers)
+
+
+async def internal_error(request: Request, error: Exception) -> JSONResponse:
+    """Any unexpected exception. Starlette answers it outside the middleware stack, so the security headers are
+    added here."""
+    body = {"error": {"message": "internal server error", "type": "server_error", "code": "internal_error"}}
+    return JSONResponse(body, status_code=500, headers=SECURITY_HEADERS)
 
 
 def check_plain_file_name(name: str) -> None:
@@ -125,7 +141,7 @@ def file_response(request: Request, path: Path, *, cache_control: str, etag: str
     """The file with Range support (FileResponse), or 304 when the client's copy is current."""
     try:
         file_stat = os.stat(path)
-    except (FileNotFoundError, NotADirectoryError):
+    except OSError:  # missing, a name too long for the file system, unreadable: none of them is a file to serve
         file_stat = None
     if file_stat is None or not stat.S_ISREG(file_stat.st_mode):
         raise ApiError(404, "file_not_found", f"no file {path.name!r} here")
@@ -134,7 +150,47 @@ def file_response(request: Request, path: Path, *, cache_control: str, etag: str
     if etag_matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
     media_type = MEDIA_TYPES.get(path.suffix, "application/octet-stream")
-    return FileResponse(path, headers=headers, media_type=media_type, stat_result=file_stat)
+    ranges = byte_ranges(request.headers.get("range"))
+    if ranges is None:
+        return WholeFileResponse(path, headers=headers, media_type=media_type, stat_result=file_stat)
+    response = FileResponse(path, headers=headers, media_type=media_type, stat_result=file_stat)
+    if_range = request.headers.get("if-range")
+    honoured = if_range is None or if_range in (etag, response.headers.get("last-modified"))
+    size = file_stat.st_size
+    if ranges and honoured and any(start >= size for start in range_starts(ranges, size)):
+        # FileResponse would answer this 416 in plain text: the same answer, in JSON
+        raise ApiError(416, "range_not_satisfiable", f"{request.headers['range']!r} is not within the file's {size} bytes",
+                       headers={"Content-Range": f"bytes */{size}"})
+    return response
+
+
+# RFC 9110 14.1.2: "bytes=" then comma-separated first-last, first- or -suffix_length ranges
+BYTE_RANGE = r"\s*(\d+-\d*|-\d+)\s*"
+BYTE_RANGES = re.compile(rf"bytes={BYTE_RANGE}(,{BYTE_RANGE})*")
+
+
+def byte_ranges(header: str | None) -> list[tuple[str, str]] | None:
+    """The (first, last) strings of a Range header ([] without one), or None for one to ignore (RFC 9110 14.2: the
+    whole file, 200): malformed, a last byte before its first, or more ranges than FileResponse serves."""
+    if header is None:
+        return []
+    if not BYTE_RANGES.fullmatch(header) or header.count(",") >= FileResponse.max_ranges:
+        return None
+    ranges = [tuple(part.strip().split("-")) for part in header.removeprefix("bytes=").split(",")]
+    return None if any(first and last and int(last) < int(first) for first, last in ranges) else ranges
+
+
+def range_starts(ranges: list[tuple[str, str]], size: int) -> list[int]:
+    """Where each range starts in a file of `size` bytes ("-n": the last n bytes)."""
+    return [int(first) if first else max(size - int(last), 0) for first, last in ranges]
+
+
+class WholeFileResponse(FileResponse):
+    """The whole file, as if the request had no Range header."""
+
+    async def __call__(self, scope, receive, send):
+        headers = [(key, value) for key, value in scope["headers"] if key.lower() != b"range"]
+        await super().__call__({**scope, "headers": headers}, receive, send)
 
 
 def etag_matches(if_none_match: str | None, etag: str) -> bool:

@@ -7,6 +7,7 @@ from compile.native import build_native_model
 from models.quantization import round_trip
 from models.reference import NumpyLlama
 from models.tokenizer import chat_prompt_ids
+from tests.numeric import assert_close_to_scale
 
 STEPS = 16
 # A prompt whose greedy answer runs past 16 tokens (the capital question ends after 8).
@@ -39,7 +40,8 @@ def test_native_build_matches_the_numpy_reference(quantization, smollm2_config, 
     actual = [model.prefill(story_prompt_ids)] + [model.decode_one_token(t) for t in expected_tokens[:-1]]
 
     for step, (a, e) in enumerate(zip(actual, expected)):
-        np.testing.assert_allclose(a, e, rtol=0, atol=1e-3, err_msg=f"logits differ at step {step}")
+        # other kernels through 30 layers: 5e-5 of the scale (1e-3 on logits up to 20)
+        assert_close_to_scale(a, e, 5e-5, err_msg=f"logits differ at step {step}")
     # Free-running greedy decoding picks the same tokens.
     assert model.generate_greedy(story_prompt_ids, STEPS) == expected_tokens
 

@@ -11,6 +11,7 @@ from compile.build import _pipeline, native_cpu_target
 from compile.quantization import QuantLinear
 from compile.toolchain import webgpu_target
 from models.quantization import Q4F32_1, BlockWeight, WeightFormat, quantize_q4f32_1
+from tests.numeric import assert_close_to_scale
 
 FORMATS = [Q4F32_1, WeightFormat(4, 32), WeightFormat(4, 32, zero_code=8), WeightFormat(8, 32),
            WeightFormat(8, 32, zero_code=128), WeightFormat(8, 16, zero_code=32)]
@@ -69,4 +70,4 @@ def test_grouped_cpu_quant_matmul_matches_numpy(seq_len, fmt):
     weight = random_block_weight(fmt, rng)
     x = rng.standard_normal((1, seq_len, 64)).astype(np.float32)
     out = vm["forward"](tvm.runtime.tensor(x), [tvm.runtime.tensor(a) for a in weight.packed().values()])
-    np.testing.assert_allclose(out.numpy(), x @ weight.dequantize().T + x, rtol=1e-5, atol=1e-4)
+    assert_close_to_scale(out.numpy(), x @ weight.dequantize().T + x)

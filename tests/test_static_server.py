@@ -3,6 +3,7 @@ cross-origin isolation and CSP headers, and refusals of traversal and unknown bu
 import gzip
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -32,7 +33,9 @@ def make_bundle(path: Path, model: str = "tiny", quantization: str = "q4f32_1", 
     (sources / "tokenizer.json").write_text(TOKENIZER_TEXT)
     return write_bundle(path, model=model, quantization=quantization,
                         params=[("w", np.arange(4096, dtype=np.float32))],
-                        chat_config={"context_window_size": context_window_size},
+                        # model and quantization here too, as in real bundles: the id hashes the files' contents
+                        chat_config={"model_type": model, "quantization": quantization,
+                                     "context_window_size": context_window_size},
                         files={LIBRARY: sources / LIBRARY, "tokenizer.json": sources / "tokenizer.json"}, build={})
 
 
@@ -218,9 +221,12 @@ def test_range_requests(client, bundle):
     open_ended = client.get(url, headers={"Range": f"bytes={size - 8}-"})
     assert open_ended.status_code == 206 and open_ended.content == data[-8:]
 
-    unsatisfiable = client.get(url, headers={"Range": f"bytes={size}-{size + 10}"})
-    assert unsatisfiable.status_code == 416
-    assert unsatisfiable.headers["content-range"] == f"bytes */{size}"
+    for header in (f"bytes={size}-{size + 10}", f"bytes={size}-", "bytes=-0"):
+        unsatisfiable = client.get(url, headers={"Range": header})
+        assert unsatisfiable.status_code == 416, header
+        assert unsatisfiable.headers["content-range"] == f"bytes */{size}"
+        assert unsatisfiable.json()["error"]["code"] == "range_not_satisfiable"
+        assert unsatisfiable.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
 
     etag = response.headers["etag"]
     assert client.get(url, headers={"Range": "bytes=0-9", "If-Range": etag}).status_code == 206
@@ -318,6 +324,105 @@ def test_the_server_only_reads_bundles(client, bundles_dir, bundle):
     client.put(file_url(bundle, "tokenizer.json"), content=b"overwrite")
     client.delete(file_url(bundle, "tokenizer.json"))
     assert snapshot() == before
+
+
+def test_invalid_range_headers_are_ignored_and_the_whole_file_sent(client, bundle):
+    url = file_url(bundle, "params_shard_0.bin")
+    data = (bundle.path / "params_shard_0.bin").read_bytes()
+    for header in ("bytes=abc", "bytes=10-5", "bytes=", "bytes=-", "pages=0-9", "bytes=0-9,x", "0-9",
+                   "bytes=" + ",".join(["0-1"] * 200)):
+        response = client.get(url, headers={"Range": header})
+        assert (response.status_code, response.content) == (200, data), header  # RFC 9110 14.2: ignore it
+    assert client.get(url, headers={"Range": "bytes=0-3, 8-9"}).status_code == 206  # valid ones still honoured
+
+
+# --- one bad bundle does not harm the others ----------------------------------------------------------------
+
+def edit_manifest(bundle, edit):
+    manifest = json.loads((bundle.path / "manifest.json").read_text())
+    edit(manifest)
+    (bundle.path / "manifest.json").write_text(json.dumps(manifest))  # allow_nan: writes NaN as Python reads it
+
+
+MALFORMED = {
+    "created is NaN": lambda m: m.update(created=float("nan")),
+    "a files entry without path": lambda m: m["files"][0].pop("path"),
+    "a files entry with a path out of the directory": lambda m: m["files"][0].update(path="../tiny-q4f32_1/x"),
+    "bytes as a string": lambda m: m["files"][0].update(bytes="12"),
+    "a sha256 that is not hex": lambda m: m["files"][0].update(sha256="z" * 64),
+    "files not a list": lambda m: m.update(files={"a": 1}),
+    "model not a string": lambda m: m.update(model=["tiny"]),
+    "an id that is not the hash of the files": lambda m: m.update(bundle_id="0123456789abcdef"),
+}
+
+
+@pytest.mark.parametrize("breakage", MALFORMED)
+def test_a_malformed_bundle_is_skipped_and_logged_and_the_others_are_served(client, bundles_dir, bundle, breakage,
+                                                                            caplog):
+    broken = make_bundle(bundles_dir / "broken", context_window_size=1024)  # another id
+    edit_manifest(broken, MALFORMED[breakage])
+    with caplog.at_level("WARNING", logger="static_server"):
+        listing = client.get("/api/bundles")
+    assert listing.status_code == 200
+    assert [item["id"] for item in listing.json()] == [bundle.bundle_id]
+    assert client.get("/").status_code == 200
+    assert client.get(file_url(bundle, "tokenizer.json")).status_code == 200
+    for name in ("tokenizer.json", "manifest.json"):
+        response = client.get(file_url(broken, name))
+        assert response.status_code == 404 and response.json()["error"]["code"] == "bundle_not_found"
+    assert any(str(broken.path) in record.getMessage() for record in caplog.records)
+
+
+def test_a_bundle_id_claimed_by_two_directories_is_refused_and_logged(client, bundles_dir, bundle, caplog):
+    other = make_bundle(bundles_dir / "other", context_window_size=1024)
+    shutil.copytree(bundle.path, bundles_dir / "a-copy")
+    with caplog.at_level("WARNING", logger="static_server"):
+        assert [item["id"] for item in client.get("/api/bundles").json()] == [other.bundle_id]
+        response = client.get(file_url(bundle, "tokenizer.json"))
+        client.get("/api/bundles")
+    assert response.status_code == 404 and response.json()["error"]["code"] == "bundle_not_found"
+    warnings = [record.getMessage() for record in caplog.records if bundle.bundle_id in record.getMessage()]
+    assert len(warnings) == 1 and "a-copy" in warnings[0] and "tiny-q4f32_1" in warnings[0]  # logged once
+    shutil.rmtree(bundles_dir / "a-copy")
+    assert client.get(file_url(bundle, "tokenizer.json")).status_code == 200  # served again once unique
+
+
+def test_a_symlink_out_of_the_bundle_directory_is_never_followed(client, bundles_dir, bundle, tmp_path):
+    outside = tmp_path / "outside-tokenizer.json"
+    outside.write_bytes((bundle.path / "tokenizer.json").read_bytes())  # even with the listed content
+    (bundle.path / "tokenizer.json").unlink()
+    (bundle.path / "tokenizer.json").symlink_to(outside)
+    response = client.get(file_url(bundle, "tokenizer.json"))
+    assert response.status_code == 404 and response.json()["error"]["code"] == "file_not_found"
+    # a bundle directory that is itself a link (bundles kept elsewhere) is served as usual
+    elsewhere = tmp_path / "elsewhere"
+    other = make_bundle(elsewhere / "other", context_window_size=1024)
+    (bundles_dir / "linked").symlink_to(other.path)
+    assert client.get(file_url(other, "tokenizer.json")).status_code == 200
+
+
+@pytest.mark.parametrize("url", ["/static/" + "a" * 300, "/bundles/0123456789abcdef/" + "b" * 300])
+def test_a_name_too_long_for_the_file_system_is_404_json(client, bundle, url):
+    response = client.get(url)
+    assert response.status_code == 404 and response.json()["error"]["code"] in ("file_not_found", "bundle_not_found")
+    assert response.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+    long_file = client.get(file_url(bundle, "c" * 300))
+    assert long_file.status_code == 404 and long_file.json()["error"]["code"] == "file_not_found"
+
+
+def test_unexpected_exceptions_are_500_json_with_the_security_headers(bundles_dir, assets_dir, bundle, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr("static_server.app.file_response", broken)
+    client = TestClient(create_app(bundles_dir, assets_dir), raise_server_exceptions=False)
+    response = client.get("/static/chat.js")
+    assert response.status_code == 500
+    assert response.json() == {"error": {"message": "internal server error", "type": "server_error",
+                                         "code": "internal_error"}}
+    assert "disk on fire" not in response.text
+    assert response.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+    assert response.headers["cross-origin-embedder-policy"] == "require-corp"
 
 
 # --- headers and assets -----------------------------------------------------------------------------------

@@ -55,11 +55,16 @@ test("a partial stop string at max_tokens is released (it was not a stop)", asyn
 });
 
 test("abort between steps ends with finish_reason abort, keeping the text so far", async () => {
-  let checks = 0; // checked before each prefill chunk and each decode step: the third check is after "b"
-  const { result, text } = await run(writer("abcdef", 1), [9], { isAborted: () => ++checks > 2 });
+  // checked before each prefill chunk, after the prefill and before each decode step: the 4th check is after "b"
+  let checks = 0;
+  const { result, text } = await run(writer("abcdef", 1), [9], { isAborted: () => ++checks > 3 });
   assert.deepEqual([result.finishReason, text], ["abort", "ab"]);
   const before = await run(writer("abc", 1), [9], { isAborted: () => true });
   assert.deepEqual([before.result.finishReason, before.result.completionTokens, before.text], ["abort", 0, ""]);
+  // an abort that arrives during the (last) prefill chunk: no token is sampled
+  let prefillChecks = 0;
+  const during = await run(writer("abc", 1), [9], { isAborted: () => ++prefillChecks > 1 });
+  assert.deepEqual([during.result.finishReason, during.result.completionTokens, during.text], ["abort", 0, ""]);
 });
 
 test("KV reuse: a conversation extending the last one prefills only its new tokens", async () => {

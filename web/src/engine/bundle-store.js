@@ -35,12 +35,11 @@ export class BundleStore {
   }
 
   /**
-   * @param {string} bundleUrl the bundle's base URL (relative to `pageUrl` or absolute; trailing "/" optional)
-   * @param {string} pageUrl
+   * @param {string} bundleUrl the bundle's absolute base URL (trailing "/" optional)
    * @param {(p: LoadProgress) => void} onProgress
    */
-  static async open(bundleUrl, pageUrl, onProgress) {
-    const baseUrl = new URL(bundleUrl.endsWith("/") ? bundleUrl : `${bundleUrl}/`, pageUrl).href;
+  static async open(bundleUrl, onProgress) {
+    const baseUrl = bundleUrl.endsWith("/") ? bundleUrl : `${bundleUrl}/`;
     const manifestUrl = new URL(MANIFEST, baseUrl).href;
     onProgress({ stage: "manifest", text: `Reading ${manifestUrl}`, loadedBytes: 0, totalBytes: 0, fraction: 0 });
     const manifests = await caches.open(MANIFEST_CACHE);
@@ -48,7 +47,9 @@ export class BundleStore {
     let manifest = cached && (await parseManifest(await cached.text(), manifestUrl).catch(() => null));
     if (!manifest) {
       const response = await fetchOrThrow(manifestUrl);
-      const text = await response.text();
+      const text = await response.text().catch((error) => {
+        throw cutOff(manifestUrl, `(${error.message})`);
+      });
       manifest = await parseManifest(text, manifestUrl);
       await manifests.put(manifestUrl, new Response(text, { headers: { "Content-Type": "application/json" } }));
     }
@@ -104,7 +105,9 @@ export class BundleStore {
     const reader = response.body.getReader();
     let offset = 0;
     for (;;) {
-      const { done, value } = await reader.read();
+      const { done, value } = await reader.read().catch((error) => {
+        throw cutOff(url, `after ${offset} of ${entry.bytes} bytes (${error.message})`);
+      });
       if (done) break;
       if (offset + value.length > entry.bytes) {
         await reader.cancel();
@@ -114,10 +117,7 @@ export class BundleStore {
       offset += value.length;
       this.advance("download", entry.path, value.length);
     }
-    if (offset !== entry.bytes) {
-      throw new BundleError(`${url}: ${offset} bytes, the manifest lists ${entry.bytes} (truncated download?)`,
-        "bundle_checksum_mismatch");
-    }
+    if (offset !== entry.bytes) throw cutOff(url, `after ${offset} of the ${entry.bytes} bytes the manifest lists`);
     return bytes;
   }
 
@@ -128,6 +128,12 @@ export class BundleStore {
       loadedBytes: this.loadedBytes, totalBytes: this.totalBytes, fraction: this.loadedBytes / this.totalBytes,
     });
   }
+}
+
+/** The connection ended before the whole file came (the server stopped, the network dropped). */
+function cutOff(url, detail) {
+  return new BundleError(`${url}: the download was cut off ${detail}. Load again to retry: the files already `
+    + "verified come from the cache, this one is fetched anew", "bundle_download_interrupted");
 }
 
 async function fetchOrThrow(url, init) {

@@ -59,6 +59,23 @@ export class BundleError extends EngineError {
   }
 }
 
+/** The request was cancelled before it started: its `signal` was already aborted (as the OpenAI SDK's
+ * APIUserAbortError), or a load() was superseded by a later load() or unload(). */
+export class AbortError extends EngineError {
+  /** @param {string} message @param {string} code request_aborted | load_superseded */
+  constructor(message, code) {
+    super(message, { type: "invalid_request_error", code });
+  }
+}
+
+/** The engine's worker died, or the GPU device was lost: nothing loaded survives. `load()` starts a new worker. */
+export class EngineCrashedError extends EngineError {
+  /** @param {string} message @param {string} code worker_crashed | device_lost */
+  constructor(message, code) {
+    super(`${message}; load a bundle again (engine.load) to continue`, { type: "server_error", code });
+  }
+}
+
 /** Anything unexpected inside the engine (a tvmjs or WebGPU failure); the message says what. */
 export class InternalEngineError extends EngineError {
   /** @param {string} message */
@@ -69,7 +86,7 @@ export class InternalEngineError extends EngineError {
 
 const CLASSES = {
   InvalidRequestError, ContextLengthExceededError, ModelNotLoadedError, WebGPUUnavailableError, BundleError,
-  InternalEngineError,
+  AbortError, EngineCrashedError, InternalEngineError,
 };
 
 /** What the worker posts for an error: its class name and body. Unknown errors become InternalEngineError. */

@@ -57,6 +57,7 @@ export async function generate(job) {
   }
   const prefilled = now();
   result.prefillS = (prefilled - start) / 1000;
+  if (isAborted()) return result; // aborted while queued or during the last prefill chunk: no token at all
 
   const counts = new Map();
   const detokenizer = new StreamingDetokenizer(job.decodeText);

@@ -7,12 +7,15 @@
 //   const reply = await engine.chat.completions.create({messages: [{role: "user", content: "Hi"}]});
 //   for await (const chunk of await engine.chat.completions.create({messages, stream: true})) ...
 import { collectCompletion } from "./completion.js";
-import { InternalEngineError, InvalidRequestError, ModelNotLoadedError, fromWire } from "./errors.js";
-import { validateChatRequest } from "./request.js";
+import {
+  AbortError, EngineCrashedError, InvalidRequestError, ModelNotLoadedError, fromWire, toWire,
+} from "./errors.js";
+import { Op, Reply, isFinal } from "./protocol.js";
+import { validateChatRequest, validateMessages } from "./request.js";
 
 export {
-  BundleError, ContextLengthExceededError, EngineError, InternalEngineError, InvalidRequestError,
-  ModelNotLoadedError, WebGPUUnavailableError,
+  AbortError, BundleError, ContextLengthExceededError, EngineCrashedError, EngineError, InternalEngineError,
+  InvalidRequestError, ModelNotLoadedError, WebGPUUnavailableError,
 } from "./errors.js";
 
 /**
@@ -25,28 +28,67 @@ export {
 const DEVICES = ["auto", "webgpu", "wasm"];
 
 /**
- * Start the engine's worker (dist/worker.js, next to this module).
- * @param {{worker?: Worker}} [options] `worker`: a Worker running worker.js that you created yourself (other URL)
+ * Start the engine and its worker (dist/worker.js, next to this module).
+ * @param {{createWorker?: () => Worker}} [options] `createWorker`: starts a Worker running worker.js from
+ *   another URL; called again when load() replaces a crashed worker
  */
 export async function createEngine(options = {}) {
-  return new Engine(options.worker ?? new Worker(new URL("./worker.js", import.meta.url), { type: "module" }));
+  return new Engine(options.createWorker
+    ?? (() => new Worker(new URL("./worker.js", import.meta.url), { type: "module" })));
 }
 
+/**
+ * States: nothing loaded (bundle null) -> loading (bundle null) -> loaded (bundle set) -> unloaded; and crashed
+ * (the worker died or lost its GPU device: every call fails with EngineCrashedError until load() starts a new
+ * worker). `bundle` is set only by the latest load() or unload(): a load that a later load() or unload()
+ * supersedes rejects with AbortError (code "load_superseded") and changes nothing, so `bundle` always names
+ * what the worker holds. The worker runs calls one at a time, in the order they were made.
+ */
 export class Engine {
-  /** @param {Worker} worker */
-  constructor(worker) {
-    this.worker = worker;
+  /** @param {() => Worker} createWorker */
+  constructor(createWorker) {
+    this.createWorker = createWorker;
     this.nextId = 1;
     /** @type {Map<number, (message: any) => void>} */
     this.listeners = new Map();
     /** @type {BundleInfo | null} the loaded bundle */
     this.bundle = null;
+    /** numbers each load() and unload(): a load's result counts only if no later one was made meanwhile */
+    this.loadGeneration = 0;
+    /** @type {EngineCrashedError | null} why the worker is gone, until load() starts another */
+    this.crash = null;
     this.chat = { completions: { create: (request) => this.createCompletion(request) } };
-    worker.onmessage = ({ data }) => this.listeners.get(data.id)?.(data);
-    worker.onerror = (event) => {
-      const error = new InternalEngineError(`The engine worker failed: ${event.message ?? "could not start"}`);
-      for (const listener of this.listeners.values()) listener({ type: "error", error: { name: error.name, body: error.body } });
+    this.startWorker();
+  }
+
+  startWorker() {
+    const worker = this.createWorker();
+    worker.onmessage = ({ data }) => {
+      if (worker !== this.worker) return; // a late message from a worker already replaced
+      if (data.type === Reply.deviceLost) {
+        this.crashed(new EngineCrashedError(`The GPU device was lost (${data.message})`, "device_lost"));
+      } else {
+        this.listeners.get(data.id)?.(data);
+      }
     };
+    worker.onerror = (event) => {
+      if (worker === this.worker) {
+        this.crashed(new EngineCrashedError(`The engine worker failed: ${event.message || "it could not start"}`,
+          "worker_crashed"));
+      }
+    };
+    this.worker = worker;
+    this.crash = null;
+  }
+
+  /** The worker cannot be trusted any more: stop it, and fail every pending call with `error`. */
+  crashed(error) {
+    this.crash = error;
+    this.bundle = null;
+    this.worker.terminate();
+    const pending = [...this.listeners.values()];
+    this.listeners.clear();
+    for (const listener of pending) listener({ type: Reply.error, error: toWire(error) });
   }
 
   /** "webgpu" or "wasm" once a bundle is loaded (the device its model library runs on), else null. */
@@ -57,32 +99,38 @@ export class Engine {
   /**
    * Load a bundle (replacing the loaded one): files verified by sha256 and cached by bundle id, weights on the
    * device. `device`: "webgpu", "wasm" (the CPU, WebAssembly SIMD) or "auto" (default: WebGPU on a hardware
-   * adapter, the CPU without WebGPU or with only a software adapter).
+   * adapter, the CPU without WebGPU or with only a software adapter). After a crash, starts a new worker.
    * @param {string} bundleUrl base URL of the bundle directory, e.g. "/bundles/0ffebf7013271dba/"
    * @param {{onProgress?: (p: LoadProgress) => void, device?: "auto" | "webgpu" | "wasm"}} [options]
    * @returns {Promise<BundleInfo>}
    */
-  async load(bundleUrl, { onProgress, device = "auto" } = {}) {
-    if (!DEVICES.includes(device)) {
-      throw new InvalidRequestError(`device must be one of ${DEVICES.join(", ")}; got ${JSON.stringify(device)}`,
-        "device");
-    }
+  async load(bundleUrl, options = {}) {
+    const url = httpUrl(bundleUrl);
+    const { onProgress, device } = loadOptions(options);
+    const generation = ++this.loadGeneration;
     this.bundle = null;
-    this.bundle = await this.call({ op: "load", bundleUrl, pageUrl: globalThis.location.href, device }, (message) => {
-      if (message.type === "progress") onProgress?.(message.progress);
+    if (this.crash) this.startWorker();
+    const info = await this.call({ op: Op.load, bundleUrl: url, device }, (message) => {
+      if (message.type === Reply.progress) onProgress?.(message.progress);
     });
-    return this.bundle;
+    if (generation !== this.loadGeneration) {
+      throw new AbortError(`load(${JSON.stringify(bundleUrl)}) was superseded by a later load() or unload()`,
+        "load_superseded");
+    }
+    this.bundle = info;
+    return info;
   }
 
   /** Free the model, its GPU memory and KV cache; a running generation ends with finish_reason "abort". */
   async unload() {
+    this.loadGeneration++;
     this.bundle = null;
-    await this.call({ op: "unload" });
+    if (!this.crash) await this.call({ op: Op.unload });
   }
 
   /** End the running (and queued) generations: each finishes with finish_reason "abort". */
   interrupt() {
-    this.worker.postMessage({ op: "interrupt" });
+    if (!this.crash) this.worker.postMessage({ op: Op.interrupt });
   }
 
   /**
@@ -90,35 +138,46 @@ export class Engine {
    * @param {Array<{role: string, content: string}>} messages
    * @returns {Promise<number[]>}
    */
-  promptIds(messages) {
-    if (!this.bundle) return Promise.reject(new ModelNotLoadedError());
-    return this.call({ op: "promptIds", messages });
+  async promptIds(messages) {
+    this.checkLoaded();
+    return this.call({ op: Op.promptIds, messages: validateMessages(messages) });
+  }
+
+  checkLoaded() {
+    if (this.crash) throw fromWire(toWire(this.crash));
+    if (!this.bundle) throw new ModelNotLoadedError();
   }
 
   /**
    * OpenAI chat.completions.create: a ChatCompletion, or with `stream: true` an async iterable of
-   * ChatCompletionChunk. `signal` (an AbortSignal) ends the generation with finish_reason "abort".
-   * Argument errors throw InvalidRequestError; a prompt too long for the context, ContextLengthExceededError.
+   * ChatCompletionChunk. `signal` (an AbortSignal) ends the generation with finish_reason "abort"; a signal
+   * already aborted rejects with AbortError (as the OpenAI SDK) and runs nothing. Every argument is checked
+   * before the worker sees the request: errors throw InvalidRequestError; a prompt too long for the context,
+   * ContextLengthExceededError.
    */
   async createCompletion(request) {
-    if (!this.bundle) throw new ModelNotLoadedError();
+    this.checkLoaded();
     const normalized = validateChatRequest(request, this.bundle);
     const { signal } = request;
+    if (signal?.aborted) {
+      throw new AbortError("Request was aborted: its signal was aborted before it started", "request_aborted");
+    }
     const id = this.nextId++;
-    const abort = () => this.worker.postMessage({ op: "abort", target: id });
+    const abort = () => {
+      if (!this.crash) this.worker.postMessage({ op: Op.abort, target: id });
+    };
     const chunks = new ChunkQueue(abort);
+    signal?.addEventListener("abort", abort, { once: true });
     const started = new Promise((resolve, reject) => {
       const onEvent = (message) => {
-        if (message.type === "started") resolve(undefined);
+        if (message.type === Reply.started) resolve(undefined);
         else chunks.push(message.chunk);
       };
-      this.call({ op: "chat", request: normalized }, onEvent, id).then(() => chunks.end(), (error) => {
+      this.call({ op: Op.chat, request: normalized }, onEvent, id).then(() => chunks.end(), (error) => {
         reject(error); // failing before "started" (e.g. context_length_exceeded) fails create() itself
         chunks.fail(error);
       }).finally(() => signal?.removeEventListener("abort", abort));
     });
-    if (signal?.aborted) abort();
-    else signal?.addEventListener("abort", abort, { once: true });
     await started;
     if (!normalized.stream) {
       const all = [];
@@ -129,16 +188,20 @@ export class Engine {
   }
 
   /**
-   * Send one operation to the worker and resolve with its result.
+   * Send one operation to the worker and resolve with its result (reject at once if the worker is gone).
    * @param {any} message @param {(message: any) => void} [onEvent] progress, started and chunk messages
    * @param {number} [id]
    */
   call(message, onEvent, id = this.nextId++) {
     return new Promise((resolve, reject) => {
+      if (this.crash) {
+        reject(fromWire(toWire(this.crash)));
+        return;
+      }
       this.listeners.set(id, (reply) => {
-        if (reply.type === "result" || reply.type === "error") {
+        if (isFinal(reply)) {
           this.listeners.delete(id);
-          if (reply.type === "result") resolve(reply.value);
+          if (reply.type === Reply.result) resolve(reply.value);
           else reject(fromWire(reply.error));
         } else {
           onEvent?.(reply);
@@ -147,6 +210,38 @@ export class Engine {
       this.worker.postMessage({ ...message, id });
     });
   }
+}
+
+/** An absolute http(s) URL for load()'s bundleUrl (relative URLs are taken from the page's location). */
+function httpUrl(value) {
+  const invalid = (why) => new InvalidRequestError(`bundleUrl ${why}, e.g. "/bundles/<bundle_id>/"`, "bundleUrl");
+  if (typeof value !== "string" || value.trim() === "") throw invalid(`must be a non-empty string (got ${typeof value})`);
+  let url;
+  try {
+    url = new URL(value, globalThis.location?.href);
+  } catch {
+    throw invalid(`${JSON.stringify(value)} is not a URL`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw invalid(`must be an http or https URL (got ${url.protocol})`);
+  }
+  return url.href;
+}
+
+/** load()'s options, checked: an object with an optional onProgress function and device name. */
+function loadOptions(options) {
+  if (options === null || typeof options !== "object" || Array.isArray(options)) {
+    throw new InvalidRequestError("load() options must be an object {onProgress, device}", null);
+  }
+  const { onProgress, device = "auto" } = options;
+  if (onProgress !== undefined && typeof onProgress !== "function") {
+    throw new InvalidRequestError("onProgress must be a function", "onProgress");
+  }
+  if (!DEVICES.includes(device)) {
+    throw new InvalidRequestError(`device must be one of ${DEVICES.join(", ")}; got ${JSON.stringify(device)}`,
+      "device");
+  }
+  return { onProgress, device };
 }
 
 /** Chunks as they arrive from the worker, as an async iterable; leaving the loop early aborts the generation. */

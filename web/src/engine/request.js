@@ -1,6 +1,6 @@
 // Validation of chat.completions.create() requests: every check names the offending parameter (OpenAI's
 // `param`), and the result is a normalized request the worker can trust. Runs on the page, before anything is
-// sent to the worker, so argument errors are thrown at once.
+// sent to the worker, so argument errors are thrown at once and a bad request never starts a generation.
 import { InvalidRequestError } from "./errors.js";
 
 const ROLES = new Set(["system", "user", "assistant"]);
@@ -45,11 +45,12 @@ export function validateChatRequest(request, model) {
   }
   const maxTokensKey = given("max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
   const stream = given("stream") ? boolean(request.stream, "stream") : false;
+  if (given("signal")) abortSignal(request.signal);
   if (given("stream_options") && !stream) {
     throw new InvalidRequestError("stream_options is only allowed when stream is true", "stream_options");
   }
   return {
-    messages: messages(request.messages),
+    messages: validateMessages(request.messages),
     maxTokens: given(maxTokensKey) ? integer(request[maxTokensKey], maxTokensKey, 1) : null,
     temperature: given("temperature") ? number(request.temperature, "temperature", 0, 2) : model.temperature,
     topP: given("top_p") ? number(request.top_p, "top_p", 0, 1) : model.topP,
@@ -64,7 +65,7 @@ export function validateChatRequest(request, model) {
 }
 
 /** @returns {ChatMessage[]} */
-function messages(value) {
+export function validateMessages(value) {
   if (!Array.isArray(value) || value.length === 0) {
     throw new InvalidRequestError("messages must be a non-empty array of {role, content}", "messages",
       value === undefined ? "missing_required_parameter" : "invalid_value");
@@ -93,6 +94,17 @@ function messageText(content, where) {
     }).join("");
   }
   throw new InvalidRequestError(`${where} must be a string or an array of text parts`, where);
+}
+
+/** An AbortSignal (or an object with its shape). Passing the AbortController itself instead of its `.signal` is a
+ * common mistake: caught here, before the worker starts a generation that nothing could stop. */
+function abortSignal(value) {
+  const shaped = typeof value === "object" && typeof value.aborted === "boolean"
+    && typeof value.addEventListener === "function" && typeof value.removeEventListener === "function";
+  if (!shaped) {
+    throw new InvalidRequestError("signal must be an AbortSignal (an AbortController's .signal, not the controller)",
+      "signal");
+  }
 }
 
 function stopStrings(value) {

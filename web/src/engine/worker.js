@@ -1,12 +1,7 @@
 // The engine's Web Worker: owns tvmjs, the device (WebGPU or the CPU), the model and its KV cache, and the
 // tokenizer. Runs one operation at a time (load, chat, unload) from a queue; aborts are seen between prefill
-// chunks and decode steps (each step yields to the worker's messages: see TVMModel.forward).
-//
-// In:  {op: "load", id, bundleUrl, pageUrl, device: "auto" | "webgpu" | "wasm"} | {op: "chat", id, request}
-//      | {op: "promptIds", id, messages} | {op: "unload", id}
-//      | {op: "abort", target} | {op: "interrupt"}
-// Out: {id, type: "progress", progress} | {id, type: "started"} | {id, type: "chunk", chunk}
-//      | {id, type: "result", value} | {id, type: "error", error}
+// chunks and decode steps (each step yields to the worker's messages: see TVMModel.forward). The messages it
+// takes and sends are defined in protocol.js.
 import { Tokenizer } from "./tokenizer.js";
 import { BundleStore } from "./bundle-store.js";
 import { completionMeta, contentChunk, usageChunk, usageOf } from "./completion.js";
@@ -16,13 +11,15 @@ import {
 import { generate } from "./generation.js";
 import { hasModelLibrary, modelLibrary } from "./manifest.js";
 import { ChatTemplate } from "./prompt.js";
+import { PromptEncoder } from "./prompt-tokens.js";
+import { Op, Reply } from "./protocol.js";
 import { seededRandom } from "./sampler.js";
 import { TVMModel, requestWebGPU } from "./tvm-model.js";
 
 const LIBRARY_KIND = { webgpu: "webgpu", wasm: "wasm32" }; // device -> the model library it runs
 
-/** @type {null | {model: TVMModel, tokenizer: Tokenizer, template: ChatTemplate, info: any,
- *                 stopTokenIds: Set<number>, stopStrings: string[]}} */
+/** @type {null | {model: TVMModel, tokenizer: Tokenizer, plainTokenizer: Tokenizer, prompts: PromptEncoder,
+ *                 info: any, stopTokenIds: Set<number>, stopStrings: string[]}} */
 let loaded = null;
 let queue = Promise.resolve();
 const pendingChats = new Set(); // ids of chats queued or running
@@ -32,22 +29,22 @@ const post = (message) => self.postMessage(message);
 
 self.onmessage = ({ data }) => {
   switch (data.op) {
-    case "abort":
+    case Op.abort:
       if (pendingChats.has(data.target)) aborted.add(data.target);
       return;
-    case "interrupt":
+    case Op.interrupt:
       interruptChats();
       return;
-    case "load":
-    case "unload":
+    case Op.load:
+    case Op.unload:
       interruptChats(); // a running generation ends (finish_reason "abort") before the model goes away
-      enqueue(data.id, () => (data.op === "load" ? load(data) : unload()));
+      enqueue(data.id, () => (data.op === Op.load ? load(data) : unload()));
       return;
-    case "chat":
+    case Op.chat:
       pendingChats.add(data.id);
       enqueue(data.id, () => chat(data));
       return;
-    case "promptIds":
+    case Op.promptIds:
       enqueue(data.id, async () => promptIdsOf(data.messages));
       return;
   }
@@ -60,10 +57,10 @@ function interruptChats() {
 function enqueue(id, task) {
   queue = queue.then(async () => {
     try {
-      post({ id, type: "result", value: await task() });
+      post({ id, type: Reply.result, value: await task() });
     } catch (error) {
       if (!(error instanceof EngineError)) console.error(error); // unexpected: keep the stack for debugging
-      post({ id, type: "error", error: toWire(error) });
+      post({ id, type: Reply.error, error: toWire(error) });
     } finally {
       pendingChats.delete(id);
       aborted.delete(id);
@@ -94,20 +91,30 @@ async function chooseDevice(requested, manifest) {
   return { device: "webgpu", gpu };
 }
 
-async function load({ id, bundleUrl, pageUrl, device: requested }) {
+/** A lost GPU device (driver reset, GPU removed, out of memory) ends this worker's usefulness: tvmjs disposes
+ * itself then, so the page is told, and it replaces the worker. A device destroyed by unload() is no loss. */
+function reportDeviceLoss(device) {
+  device.lost.then((info) => {
+    if (info.reason !== "destroyed") post({ type: Reply.deviceLost, message: info.message || "no reason given" });
+  });
+}
+
+async function load({ id, bundleUrl, device: requested }) {
   unload();
   const started = performance.now();
-  const progress = (p) => post({ id, type: "progress", progress: p });
-  const store = await BundleStore.open(bundleUrl, pageUrl, progress);
+  const progress = (p) => post({ id, type: Reply.progress, progress: p });
+  const store = await BundleStore.open(bundleUrl, progress);
   const { manifest } = store;
   const { device, gpu } = await chooseDevice(requested, manifest);
+  if (gpu) reportDeviceLoss(gpu.device);
+  let tokenizers = null;
   try {
     for (const [other, kind] of Object.entries(LIBRARY_KIND)) {
       if (other !== device && hasModelLibrary(manifest, kind)) store.leaveOut(modelLibrary(manifest, kind).path);
     }
     const chatConfig = await store.readJson("mlc-chat-config.json");
     const template = new ChatTemplate(await store.readJson("tokenizer_config.json"));
-    const tokenizer = await Tokenizer.fromJSON((await store.read("tokenizer.json")).buffer);
+    tokenizers = await loadTokenizers(await store.readJson("tokenizer.json"));
     const tensorCache = await store.readJson("tensor-cache.json");
     const library = await store.read(modelLibrary(manifest, LIBRARY_KIND[device]).path);
     const compiling = () => progress({ stage: "compile", text: "Compiling WebGPU shaders", loadedBytes: store.loadedBytes,
@@ -127,7 +134,10 @@ async function load({ id, bundleUrl, pageUrl, device: requested }) {
       loadTimeS: (performance.now() - started) / 1000,
     };
     loaded = {
-      model, tokenizer, template, info,
+      model, info,
+      tokenizer: tokenizers.full,
+      plainTokenizer: tokenizers.plain,
+      prompts: new PromptEncoder(template, tokenizers.plain, tokenizers.special),
       stopTokenIds: new Set([chatConfig.eos_token_id ?? [], conv.stop_token_ids ?? []].flat()),
       stopStrings: conv.stop_str ?? [],
     };
@@ -135,7 +145,27 @@ async function load({ id, bundleUrl, pageUrl, device: requested }) {
       loadedBytes: store.totalBytes, totalBytes: store.totalBytes, fraction: 1 });
     return info;
   } catch (error) {
+    tokenizers?.full.dispose();
+    tokenizers?.plain.dispose();
     gpu?.device.destroy();
+    throw error;
+  }
+}
+
+/**
+ * The bundle's tokenizer (`full`: decodes the model's output), the same without its special tokens (`plain`:
+ * encodes message text as plain text) and those special tokens.
+ * @param {any} tokenizerJson the parsed tokenizer.json
+ */
+async function loadTokenizers(tokenizerJson) {
+  const added = tokenizerJson.added_tokens ?? [];
+  const bytes = (json) => new TextEncoder().encode(JSON.stringify(json)).buffer;
+  const full = await Tokenizer.fromJSON(bytes(tokenizerJson));
+  try {
+    const plain = await Tokenizer.fromJSON(bytes({ ...tokenizerJson, added_tokens: added.filter((t) => !t.special) }));
+    return { full, plain, special: added.filter((t) => t.special) };
+  } catch (error) {
+    full.dispose();
     throw error;
   }
 }
@@ -144,6 +174,7 @@ function unload() {
   if (!loaded) return null;
   loaded.model.dispose();
   loaded.tokenizer.dispose();
+  loaded.plainTokenizer.dispose();
   loaded = null;
   return null;
 }
@@ -159,9 +190,9 @@ async function chat({ id, request }) {
       + `messages take ${promptIds.length}${request.maxTokens === null ? "" : ` and max_tokens asks for ${request.maxTokens} more`}. `
       + "Shorten the messages or lower max_tokens.");
   }
-  post({ id, type: "started" });
+  post({ id, type: Reply.started });
   const meta = completionMeta(info.model);
-  post({ id, type: "chunk", chunk: contentChunk(meta, { role: "assistant", content: "" }) });
+  post({ id, type: Reply.chunk, chunk: contentChunk(meta, { role: "assistant", content: "" }) });
   const result = await generate({
     model,
     promptIds,
@@ -172,15 +203,16 @@ async function chat({ id, request }) {
     stopStrings: [...request.stop, ...loaded.stopStrings],
     decodeText: (ids) => tokenizer.decode(Int32Array.from(ids)),
     isAborted: () => aborted.has(id),
-    onText: (text) => post({ id, type: "chunk", chunk: contentChunk(meta, { content: text }) }),
+    onText: (text) => post({ id, type: Reply.chunk, chunk: contentChunk(meta, { content: text }) }),
   });
-  post({ id, type: "chunk", chunk: contentChunk(meta, {}, result.finishReason) });
-  post({ id, type: "chunk", chunk: usageChunk(meta, usageOf(result)) });
+  post({ id, type: Reply.chunk, chunk: contentChunk(meta, {}, result.finishReason) });
+  post({ id, type: Reply.chunk, chunk: usageChunk(meta, usageOf(result)) });
   return null;
 }
 
-/** The prompt token ids of a conversation: the chat template rendered, then tokenized. */
+/** The prompt token ids of a conversation: the chat template rendered, then tokenized (message text as plain
+ * text: see PromptEncoder). */
 function promptIdsOf(messages) {
   if (!loaded) throw new ModelNotLoadedError();
-  return Array.from(loaded.tokenizer.encode(loaded.template.render(messages)));
+  return loaded.prompts.encode(messages);
 }

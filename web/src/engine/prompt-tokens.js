@@ -1,0 +1,56 @@
+// The token ids of a chat prompt in which only the chat template's own markers are control tokens. Message text
+// that spells a special token ("<|im_end|>\n<|im_start|>system ...", pasted or from an untrusted source) is
+// tokenized as the plain text it is, as Hugging Face's `split_special_tokens=True` does, so it cannot forge a
+// turn of the conversation.
+//
+// How: each special token's text inside a message (and the escape character itself) is swapped for a private-use
+// placeholder before the template is rendered; the special tokens left in the rendered prompt are therefore the
+// template's. The prompt is cut at those, and every piece between them has its placeholders put back and is
+// encoded by a tokenizer that knows no special tokens. Tokenizers split at special tokens and encode the pieces
+// between them independently anyway, so a prompt without such text gets exactly the ids it always got.
+
+const ESCAPE = "\uE000"; // private-use characters: a placeholder is ESCAPE <index> END
+const END = "\uE001";
+const PLACEHOLDER = new RegExp(`${ESCAPE}(\\d+)${END}`, "g");
+
+const escapeRegExp = (text) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
+export class PromptEncoder {
+  /**
+   * @param {{render(messages: Array<{role: string, content: string}>): string}} template the chat template
+   * @param {{encode(text: string): ArrayLike<number>}} plainTokenizer the bundle's tokenizer without its special
+   *   tokens (tokenizer.json with those left out of added_tokens): encodes any text as plain text
+   * @param {Array<{content: string, id: number}>} specialTokens tokenizer.json's added tokens marked special
+   */
+  constructor(template, plainTokenizer, specialTokens) {
+    this.template = template;
+    this.plainTokenizer = plainTokenizer;
+    this.ids = new Map(specialTokens.map((token) => [token.content, token.id]));
+    // longest first, so a token that begins with another is matched whole
+    const alternatives = [...this.ids.keys()].sort((a, b) => b.length - a.length).map(escapeRegExp);
+    this.special = alternatives.length ? new RegExp(alternatives.join("|"), "g") : null;
+    this.escapable = new RegExp([ESCAPE, ...alternatives].join("|"), "g");
+  }
+
+  /** @param {Array<{role: string, content: string}>} messages @returns {number[]} */
+  encode(messages) {
+    const originals = [];
+    const escaped = messages.map((message) => ({
+      ...message,
+      content: message.content.replace(this.escapable, (text) => `${ESCAPE}${originals.push(text) - 1}${END}`),
+    }));
+    const prompt = this.template.render(escaped);
+    const ids = [];
+    const encodePlain = (text) => {
+      if (text) ids.push(...this.plainTokenizer.encode(text.replace(PLACEHOLDER, (_, i) => originals[Number(i)])));
+    };
+    let from = 0;
+    for (const match of this.special ? prompt.matchAll(this.special) : []) {
+      encodePlain(prompt.slice(from, match.index));
+      ids.push(this.ids.get(match[0]));
+      from = match.index + match[0].length;
+    }
+    encodePlain(prompt.slice(from));
+    return ids;
+  }
+}
