@@ -1,5 +1,4 @@
 """The compiled model (native CPU build of the same module the browser gets) against the numpy reference."""
-import numpy as np
 import pytest
 
 from compile.llama import CompileOptions
