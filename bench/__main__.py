@@ -1,14 +1,14 @@
 """python -m bench [--model NAME] [--bundles DIR] [--decode-tokens N] [--json PATH]
 
-One run, two tables: the compiled model in the browser (the real server, headless Chromium, the default bundle,
-the engine on WebGPU and on the CPU through WebAssembly), llama.cpp compiled to WebAssembly in the same Chromium
-on the model's GGUF file (npm @wllama/wllama, 1 and 2 threads: bench/wllama.py), the native CPU build of the
-same Relax module for each quantization and the numpy reference as the baseline. Every engine answers the same
-fixed chat prompts with greedy decoding; each figure is the median over the prompts: time to first token,
-prefill and decode tokens/s. Also: load time (browser: cold in a fresh profile, then warm after a page reload;
-native: build + quantize), peak memory (browser: PSS of all Chromium processes; native: RSS of this Python
-process, which also holds the float32 weights it builds from), and the bytes of weights. Prints a table with the
-browser/native and browser WASM/wllama ratios, then the fidelity table (bench/fidelity.py: every path against
+One run, two tables: the compiled model in the browser (the real server, headless Chromium, the default bundle
+and a q4f32_1 one, the engine on WebGPU and on the CPU through WebAssembly), llama.cpp compiled to WebAssembly in
+the same Chromium on the model's GGUF file (npm @wllama/wllama, 1 and 2 threads: bench/wllama.py), the native
+CPU build of the same Relax module for each quantization and the numpy reference as the baseline. Every engine
+answers the same fixed chat prompts with greedy decoding; each figure is the median over the prompts: time to
+first token, prefill and decode tokens/s. Also: load time (browser: cold in a fresh profile, then warm after a
+page reload; native: read the weights, build, quantize), peak memory (browser: PSS of all Chromium processes;
+native: RSS of this Python process), and the bytes of weights. Prints a table with the browser/native, the
+default/q4f32_1 and browser WASM/wllama ratios, then the fidelity table (bench/fidelity.py: every path against
 the float32 reference of the source weights), and writes JSON with both.
 """
 import argparse
@@ -43,7 +43,8 @@ from static_server import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
 WEB_DIST = ROOT / "web" / "dist"
-BROWSER_QUANTIZATION = DEFAULT_QUANTIZATION
+# The lossless default and MLC's q4f32_1 (the default before it), to compare their speed on both libraries.
+BROWSER_QUANTIZATIONS = (DEFAULT_QUANTIZATION, "q4f32_1")
 BROWSER_DEVICES = ("webgpu", "wasm")  # the engine on the GPU (SwiftShader here) and on the CPU
 RATIO_KEYS = ("time_to_first_token_s", "prefill_tokens_per_s", "decode_tokens_per_s", "peak_memory_bytes")
 WLLAMA_THREADS = (1, 2)
@@ -89,7 +90,7 @@ def bench_browser(bundles_dir: Path, bundle, decode_tokens: int, device: str) ->
     engine = f"browser WebGPU ({adapter})" if device == "webgpu" else "browser WASM CPU (SIMD, 1 thread)"
     other_library = "-wasm32.wasm" if device == "webgpu" else "-webgpu.wasm"  # in the bundle, never fetched
     loaded_bytes = sum(f["bytes"] for f in bundle.manifest["files"] if not f["path"].endswith(other_library))
-    return Result(engine, BROWSER_QUANTIZATION, cold, warm, median("time_to_first_token_s"),
+    return Result(engine, bundle.manifest["quantization"], cold, warm, median("time_to_first_token_s"),
                   median("prefill_tokens_per_s"), median("decode_tokens_per_s"), memory.peak, loaded_bytes,
                   answers=[c["choices"][0]["message"]["content"] for c in completions])
 
@@ -203,20 +204,25 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--bundles", type=Path, default=Path("bundles"),
-                        help=f"bundles directory; the {BROWSER_QUANTIZATION} bundle is compiled into it when missing")
+                        help=f"bundles directory; its {' and '.join(BROWSER_QUANTIZATIONS)} bundles are compiled "
+                             "into it when missing")
     parser.add_argument("--decode-tokens", type=int, default=32)
     parser.add_argument("--json", type=Path, default=Path("bench-results.json"))
     args = parser.parse_args()
 
-    bundle_dir = args.bundles / f"{args.model}-{BROWSER_QUANTIZATION}"
-    if not (bundle_dir / "manifest.json").is_file() or not has_every_library(load_bundle(bundle_dir)):
-        compile_bundle(args.model, output=bundle_dir, report=print)
-    bundle = load_bundle(bundle_dir)
+    bundles = {}
+    for quantization in BROWSER_QUANTIZATIONS:
+        bundle_dir = args.bundles / f"{args.model}-{quantization}"
+        if not (bundle_dir / "manifest.json").is_file() or not has_every_library(load_bundle(bundle_dir)):
+            compile_bundle(args.model, quantization=quantization, output=bundle_dir, report=print)
+        bundles[quantization] = load_bundle(bundle_dir)
     tokenizer = Tokenizer.from_file(str(bundle_dir / "tokenizer.json"))
     tokenizer_config = json.loads((bundle_dir / "tokenizer_config.json").read_text(encoding="utf-8"))
     prompts = [chat_prompt_ids(tokenizer, tokenizer_config, messages) for messages in PROMPTS]
 
-    results = [bench_browser(args.bundles, bundle, args.decode_tokens, device) for device in BROWSER_DEVICES]
+    results = [bench_browser(args.bundles, bundle, args.decode_tokens, device)
+               for bundle in bundles.values() for device in BROWSER_DEVICES]
+    browsers = list(results)
     gguf = resolve_gguf(args.model)
     wllama_rows = [bench_wllama(gguf, tokenizer, prompts, args.decode_tokens, threads) for threads in WLLAMA_THREADS]
     results += wllama_rows
@@ -228,10 +234,16 @@ def main() -> None:
     results.append(bench_reference(config, weights, prompts, args.decode_tokens))
     fidelity = fidelity_rows(results, natives, NumpyLlama(config, weights), tokenizer,
                              tokenizer_config["eos_token_id"])
-    native = next(r for r in results if r.engine == "TVM native CPU" and r.quantization == BROWSER_QUANTIZATION)
-    ratios = {browser.engine: {key: getattr(browser, key) / getattr(native, key) for key in RATIO_KEYS}
-              for browser in results[:len(BROWSER_DEVICES)]}
-    browser_wasm = results[BROWSER_DEVICES.index("wasm")]
+    native = {r.quantization: r for r in results if r.engine == "TVM native CPU"}
+    ratios = {f"{b.engine} / native ({b.quantization})": {
+        key: getattr(b, key) / getattr(native[b.quantization], key) for key in RATIO_KEYS} for b in browsers}
+    default, other = BROWSER_QUANTIZATIONS
+    by_kind = {(b.engine, b.quantization): b for b in browsers}
+    # The lossless default's speed against q4f32_1's, per library (tokens/s ratios: above 1 is faster).
+    ratios |= {f"{engine}: {default} / {other}": {
+        key: getattr(by_kind[engine, default], key) / getattr(by_kind[engine, other], key) for key in RATIO_KEYS}
+        for engine in dict.fromkeys(b.engine for b in browsers)}
+    browser_wasm = next(b for b in browsers if b.quantization == default and "WASM" in b.engine)
     wasm_ratios = {w.engine: {key: getattr(browser_wasm, key) / getattr(w, key) for key in WLLAMA_RATIO_KEYS}
                    for w in wllama_rows}
 
@@ -247,12 +259,12 @@ def main() -> None:
                       fmt(r.time_to_first_token_s, ".2f"), fmt(r.prefill_tokens_per_s, ".1f"),
                       fmt(r.decode_tokens_per_s, ".1f"), fmt(r.peak_memory_bytes / 1e6, ".0f"),
                       fmt(r.weight_bytes / 1e6, ".0f"))
-    for engine, ratio in ratios.items():
-        table.add_row(f"{engine} / native", "", "", "", f"{ratio['time_to_first_token_s']:.2f}x",
+    for name, ratio in ratios.items():
+        table.add_row(name, "", "", "", f"{ratio['time_to_first_token_s']:.2f}x",
                       f"{ratio['prefill_tokens_per_s']:.3f}x", f"{ratio['decode_tokens_per_s']:.3f}x",
                       f"{ratio['peak_memory_bytes']:.1f}x", "")
     for engine, ratio in wasm_ratios.items():
-        table.add_row(f"browser WASM CPU / {engine}", "", "", "", "", f"{ratio['prefill_tokens_per_s']:.3f}x",
+        table.add_row(f"browser WASM CPU ({default}) / {engine}", "", "", "", "", f"{ratio['prefill_tokens_per_s']:.3f}x",
                       f"{ratio['decode_tokens_per_s']:.3f}x", "", "")
     console = Console(width=140)
     console.print(table)
@@ -260,7 +272,7 @@ def main() -> None:
     args.json.write_text(json.dumps({
         "model": args.model, "machine": machine, "prompts": PROMPTS, "prompt_tokens": [len(p) for p in prompts],
         "decode_tokens": args.decode_tokens, "results": [asdict(r) for r in results],
-        "browser_over_native": ratios, "browser_wasm_over_wllama": wasm_ratios,
+        "ratios": ratios, "browser_wasm_over_wllama": wasm_ratios,
         "fidelity": [asdict(f) for f in fidelity]}, indent=1))
     print(f"wrote {args.json}")
 
