@@ -94,7 +94,8 @@ def fake_bundles_dir(tmp_path_factory):
     for quantization in ("q4f32_1", "q0f32"):
         write_bundle(directory / f"smollm2-135m-instruct-{quantization}", model="smollm2-135m-instruct",
                      quantization=quantization, params=[("w", np.zeros(4, np.float32))],
-                     chat_config={"context_window_size": 4096}, files={}, build={})
+                     # the quantization in the config too, as in real bundles: their ids (content hashes) differ
+                     chat_config={"context_window_size": 4096, "quantization": quantization}, files={}, build={})
     return directory
 
 
