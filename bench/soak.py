@@ -15,6 +15,7 @@ from playwright.sync_api import sync_playwright
 from bench.results import chromium_pids, pss_bytes
 from compile.bundle import load_bundle
 from compile.pipeline import compile_bundle
+from compile.quantization import DEFAULT_QUANTIZATION
 from e2e.browser import launch_webgpu_chromium, open_engine_page
 from e2e.server import BackgroundServer
 from static_server import create_app
@@ -30,7 +31,8 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--bundles", type=Path, default=Path("bundles"),
-                        help="bundles directory; the q4f32_1 bundle is compiled into it when missing")
+                        help=f"bundles directory; the default ({DEFAULT_QUANTIZATION}) bundle is compiled into it "
+                             "when missing")
     parser.add_argument("--chats", type=int, default=1000)
     parser.add_argument("--device", default="wasm", choices=("wasm", "webgpu", "auto"))
     parser.add_argument("--seed", type=int, default=1)
@@ -38,7 +40,7 @@ def main() -> None:
     if not (WEB_DIST / "engine.js").is_file():
         raise SystemExit(f"{WEB_DIST} is not built: run `npm run build --prefix web`")
 
-    bundle_dir = args.bundles / f"{args.model}-q4f32_1"
+    bundle_dir = args.bundles / f"{args.model}-{DEFAULT_QUANTIZATION}"
     if not (bundle_dir / "manifest.json").is_file():
         compile_bundle(args.model, output=bundle_dir, report=print)
     bundle_url = f"/bundles/{load_bundle(bundle_dir).bundle_id}/"
