@@ -67,18 +67,18 @@ def _quant_matmul_grouped(x: Tensor, params: list[nn.Parameter], fmt: WeightForm
     position within the half), the four 8-bit ones stay in place (l' = l; up to 0xFF000000, an unsigned
     convert). Either way a code left in place has at most 8 significant bits: exact in float32."""
     per_word, bits, group_size = fmt.elems_per_word, fmt.bits, fmt.group_size
-    per_half = per_word // 2 if bits == 4 else per_word  # positions that share one shift
+    per_shift = per_word // 2 if bits == 4 else per_word  # positions that share one shift
     words_per_group = group_size // per_word
     groups = in_features // group_size
 
     def code_in_place(qw: te.Tensor, row, word, lane):
-        mask = tir.shift_left(_code_mask(fmt), (lane % per_half * bits).astype("uint32"))
-        return tir.bitwise_and(tir.shift_right(qw[row, word], (lane // per_half * HALF_WORD_BITS).astype("uint32")),
+        mask = tir.shift_left(_code_mask(fmt), (lane % per_shift * bits).astype("uint32"))
+        return tir.bitwise_and(tir.shift_right(qw[row, word], (lane // per_shift * HALF_WORD_BITS).astype("uint32")),
                                mask)
 
     def compute(x: te.Tensor, qw: te.Tensor, qs: te.Tensor, *q_min: te.Tensor):
         *lead, _ = x.shape
-        x_scaled = te.compute(x.shape, lambda *i: x[i] / (1 << (i[-1] % per_half * bits)).astype("float32"),
+        x_scaled = te.compute(x.shape, lambda *i: x[i] / (1 << (i[-1] % per_shift * bits)).astype("float32"),
                               name="quant_x_scaled")
         k = te.reduce_axis((0, group_size), name="k")
         # The group's sum of x, spread over the word's lanes; times the zero point where the format has one.
