@@ -82,8 +82,9 @@ def bench_browser(bundles_dir: Path, bundle, decode_tokens: int, device: str) ->
         page.reload()  # a new engine: everything comes from the Cache API
         create_page_engine(page)
         warm = page.evaluate(load, [bundle_url, device])
+        # The first token and `decode_tokens` more, as the native rows and wllama generate.
         completions = [page.evaluate("(r) => window.engine.chat.completions.create(r)", {
-            "messages": messages, "temperature": 0, "max_tokens": decode_tokens}) for messages in PROMPTS]
+            "messages": messages, "temperature": 0, "max_tokens": decode_tokens + 1}) for messages in PROMPTS]
         adapter = page.evaluate("async () => (await navigator.gpu.requestAdapter()).info.architecture")
         browser.close()
     median = lambda key: statistics.median(c["usage"]["extra"][key] for c in completions)
