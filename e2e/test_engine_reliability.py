@@ -170,23 +170,30 @@ def test_a_download_cut_off_by_the_server_is_a_bundle_error_and_a_retry_complete
     assert "manifest.json" not in fetched_again and "tokenizer.json" not in fetched_again
 
 
-def test_a_crashed_worker_fails_calls_clearly_and_load_starts_a_new_one(webgpu_browser, reliability_site, bundle_url):
-    url, _ = reliability_site
-    context = webgpu_browser.new_context()
+def break_the_worker(browser, url: str, bundle_url: str, device: str, hook: str, call: str) -> tuple[dict, object, str]:
+    """Loads the hooked engine on `device` and posts `hook` to its worker (e2e/pages/test-hooks-worker.js); then
+    the outcome of `call`, engine.device at that point, and the first word of an answer after load() again."""
+    context = browser.new_context()
     try:
         page = open_engine_page(context, url)
         page.evaluate(HOOKED_ENGINE)
-        page.evaluate("(url) => window.hooked.load(url, {device: 'wasm'})", bundle_url)
-        page.evaluate("""() => new Promise((resolve) => {
-            window.hooked.worker.postMessage("crash");
+        page.evaluate("([url, device]) => window.hooked.load(url, {device})", [bundle_url, device])
+        page.evaluate("""(hook) => new Promise((resolve) => {
+            window.hooked.worker.postMessage(hook);
             setTimeout(resolve, 500);
-        })""")
-        after = outcome(page, "() => window.hooked.chat.completions.create({messages: [{role: 'user', content: 'Hi'}]})")
-        device = page.evaluate("() => window.hooked.device")
+        })""", hook)
+        after = outcome(page, call)
+        device_after = page.evaluate("() => window.hooked.device")
         page.evaluate("(url) => window.hooked.load(url, {device: 'wasm'})", bundle_url)
-        answer = first_word(page, "window.hooked")
+        return after, device_after, first_word(page, "window.hooked")
     finally:
         context.close()
+
+
+def test_a_crashed_worker_fails_calls_clearly_and_load_starts_a_new_one(webgpu_browser, reliability_site, bundle_url):
+    after, device, answer = break_the_worker(
+        webgpu_browser, reliability_site[0], bundle_url, "wasm", "crash",
+        "() => window.hooked.chat.completions.create({messages: [{role: 'user', content: 'Hi'}]})")
     assert after["name"] == "EngineCrashedError" and after["isEngineError"]
     assert after["body"]["code"] == "worker_crashed" and "simulated worker crash" in after["body"]["message"]
     assert "engine.load" in after["body"]["message"]
@@ -195,21 +202,8 @@ def test_a_crashed_worker_fails_calls_clearly_and_load_starts_a_new_one(webgpu_b
 
 
 def test_a_lost_gpu_device_fails_calls_clearly_and_load_recovers(webgpu_browser, reliability_site, bundle_url):
-    url, _ = reliability_site
-    context = webgpu_browser.new_context()
-    try:
-        page = open_engine_page(context, url)
-        page.evaluate(HOOKED_ENGINE)
-        page.evaluate("(url) => window.hooked.load(url, {device: 'webgpu'})", bundle_url)
-        page.evaluate("""() => new Promise((resolve) => {
-            window.hooked.worker.postMessage("lose-device");
-            setTimeout(resolve, 500);
-        })""")
-        after = outcome(page, "() => window.hooked.promptIds([{role: 'user', content: 'Hi'}])")
-        page.evaluate("(url) => window.hooked.load(url, {device: 'wasm'})", bundle_url)
-        answer = first_word(page, "window.hooked")
-    finally:
-        context.close()
+    after, _, answer = break_the_worker(webgpu_browser, reliability_site[0], bundle_url, "webgpu", "lose-device",
+                                        "() => window.hooked.promptIds([{role: 'user', content: 'Hi'}])")
     assert after["name"] == "EngineCrashedError" and after["body"]["code"] == "device_lost"
     assert "simulated GPU reset" in after["body"]["message"]
     assert answer == "The"
