@@ -29,10 +29,10 @@ from tokenizers import Tokenizer
 from bench.fidelity import (Fidelity, agreeing_ids, agreeing_text, reference_text_logits, teacher_forced,
                             text_ids)
 from bench.results import PeakMemory, Result, chromium_pids
+from bench.site import built_web_dist, ensure_bundle
 from bench.wllama import bench_wllama
-from compile.bundle import load_bundle
 from compile.native import NativeModel, build_native_model
-from compile.pipeline import LIBRARY_TARGETS, compile_bundle, load_source
+from compile.pipeline import load_source
 from compile.quantization import DEFAULT_QUANTIZATION, QUANTIZATIONS, get_quantization
 from e2e.browser import create_page_engine, launch_webgpu_chromium, open_engine_page
 from e2e.server import BackgroundServer
@@ -41,8 +41,6 @@ from models.reference import NumpyLlama
 from models.tokenizer import chat_prompt_ids
 from static_server import create_app
 
-ROOT = Path(__file__).resolve().parent.parent
-WEB_DIST = ROOT / "web" / "dist"
 # The lossless default and MLC's q4f32_1 (the default before it), to compare their speed on both libraries.
 BROWSER_QUANTIZATIONS = (DEFAULT_QUANTIZATION, "q4f32_1")
 BROWSER_DEVICES = ("webgpu", "wasm")  # the engine on the GPU (SwiftShader here) and on the CPU
@@ -58,23 +56,17 @@ PROMPTS = [
 ]
 
 
-def has_every_library(bundle) -> bool:
-    """Bundles from before the CPU library existed hold only the WebGPU one."""
-    return all(any(f["path"].endswith(f"-{kind}.wasm") for f in bundle.manifest["files"]) for kind in LIBRARY_TARGETS)
-
-
 def bench_browser(bundles_dir: Path, bundle, decode_tokens: int, device: str) -> Result:
     """The real server and page in headless Chromium, the engine on `device`: "webgpu" (on whatever adapter
     Chromium finds) or "wasm" (the CPU library, WebAssembly SIMD, one thread)."""
-    if not (WEB_DIST / "engine.js").is_file():
-        raise SystemExit(f"{WEB_DIST} is not built: run `make setup` (or `npm run build --prefix web`)")
+    web_dist = built_web_dist()
     load = """async ([url, device]) => {
         const start = performance.now();
         await window.engine.load(url, {device});
         return (performance.now() - start) / 1000;
     }"""
     bundle_url = f"/bundles/{bundle.bundle_id}/"
-    with BackgroundServer(create_app(bundles_dir, WEB_DIST)) as server, sync_playwright() as playwright, \
+    with BackgroundServer(create_app(bundles_dir, web_dist)) as server, sync_playwright() as playwright, \
             PeakMemory(chromium_pids) as memory:
         browser = launch_webgpu_chromium(playwright.chromium)
         page = open_engine_page(browser.new_context(), server.url)  # a fresh profile: an empty Cache API
@@ -97,8 +89,9 @@ def bench_browser(bundles_dir: Path, bundle, decode_tokens: int, device: str) ->
 
 
 def measure_prompts(prefill, decode, prompts: list[list[int]], decode_tokens: int) -> dict:
-    """Per prompt on a fresh cache: prefill (= time to the last position's logits, which `prefill` returns), then `decode_tokens` greedy
-    steps. Medians over the prompts: time to first token, prefill tokens/s, decode tokens/s; and the greedy ids."""
+    """Per prompt on a fresh cache: prefill (= time to the last position's logits, which `prefill` returns),
+    then `decode_tokens` greedy steps. Medians over the prompts: time to first token, prefill tokens/s, decode
+    tokens/s; and the greedy ids."""
     ttft, prefill_rates, decode_rates, greedy_ids = [], [], [], []
     for ids in prompts:
         start = time.perf_counter()
@@ -169,11 +162,9 @@ def fidelity_rows(results: list[Result], natives: dict[str, NativeModel], refere
             agreement = [agreeing_text(tokenizer, want, got) for want, got in zip(answers, r.answers)]
         else:
             agreement = [agreeing_ids(want, until_end_of_turn(got, eos_id)) for want, got in zip(answers, r.greedy_ids)]
-        row = Fidelity(r.engine, r.quantization, agreement, [len(a) for a in answers])
-        if r.engine == "TVM native CPU" and r.quantization != "q0f32":
-            for key, value in teacher_forced(natives[r.quantization], ids, expected).items():
-                setattr(row, key, value)
-        rows.append(row)
+        forced = (teacher_forced(natives[r.quantization], ids, expected)
+                  if r.engine == "TVM native CPU" and r.quantization != "q0f32" else {})
+        rows.append(Fidelity(r.engine, r.quantization, agreement, [len(a) for a in answers], **forced))
     return rows
 
 
@@ -211,12 +202,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=Path("bench-results.json"))
     args = parser.parse_args()
 
-    bundles = {}
-    for quantization in BROWSER_QUANTIZATIONS:
-        bundle_dir = args.bundles / f"{args.model}-{quantization}"
-        if not (bundle_dir / "manifest.json").is_file() or not has_every_library(load_bundle(bundle_dir)):
-            compile_bundle(args.model, quantization=quantization, output=bundle_dir, report=print)
-        bundles[quantization] = load_bundle(bundle_dir)
+    bundles = {q: ensure_bundle(args.bundles, args.model, q) for q in BROWSER_QUANTIZATIONS}
+    bundle_dir = bundles[DEFAULT_QUANTIZATION].path
     tokenizer = Tokenizer.from_file(str(bundle_dir / "tokenizer.json"))
     tokenizer_config = json.loads((bundle_dir / "tokenizer_config.json").read_text(encoding="utf-8"))
     prompts = [chat_prompt_ids(tokenizer, tokenizer_config, messages) for messages in PROMPTS]

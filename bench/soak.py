@@ -13,15 +13,12 @@ from pathlib import Path
 from playwright.sync_api import sync_playwright
 
 from bench.results import chromium_pids, pss_bytes
-from compile.bundle import load_bundle
-from compile.pipeline import compile_bundle
+from bench.site import built_web_dist, ensure_bundle
 from compile.quantization import DEFAULT_QUANTIZATION
 from e2e.browser import launch_webgpu_chromium, open_engine_page
 from e2e.server import BackgroundServer
 from static_server import create_app
 
-ROOT = Path(__file__).resolve().parent.parent
-WEB_DIST = ROOT / "web" / "dist"
 BATCH_SCRIPT = (Path(__file__).parent / "pages" / "soak.js").read_text(encoding="utf-8")
 BATCH = 100
 
@@ -37,16 +34,11 @@ def main() -> None:
     parser.add_argument("--device", default="wasm", choices=("wasm", "webgpu", "auto"))
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
-    if not (WEB_DIST / "engine.js").is_file():
-        raise SystemExit(f"{WEB_DIST} is not built: run `npm run build --prefix web`")
-
-    bundle_dir = args.bundles / f"{args.model}-{DEFAULT_QUANTIZATION}"
-    if not (bundle_dir / "manifest.json").is_file():
-        compile_bundle(args.model, output=bundle_dir, report=print)
-    bundle_url = f"/bundles/{load_bundle(bundle_dir).bundle_id}/"
+    web_dist = built_web_dist()
+    bundle_url = f"/bundles/{ensure_bundle(args.bundles, args.model, DEFAULT_QUANTIZATION).bundle_id}/"
 
     failures = []
-    with BackgroundServer(create_app(args.bundles, WEB_DIST)) as server, sync_playwright() as playwright:
+    with BackgroundServer(create_app(args.bundles, web_dist)) as server, sync_playwright() as playwright:
         browser = launch_webgpu_chromium(playwright.chromium)
         page = open_engine_page(browser.new_context(), server.url)
         page.on("pageerror", lambda error: failures.append(f"uncaught in the page: {error}"))

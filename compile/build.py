@@ -92,7 +92,7 @@ def _attach_bounds(mod: tvm.IRModule, options: CompileOptions) -> tvm.IRModule:
 
 def export_model(config: LlamaConfig, options: CompileOptions, quantization: str, formats: dict[str, WeightFormat],
                  target: tvm.target.Target) -> ExportedModel:
-    """`formats` names the quantized layers (compile.quantization.weight_formats); the rest stay float32."""
+    """`formats` names the quantized layers (QuantizedParams.formats); the rest stay float32."""
     model = quantize_module(LlamaForCausalLM(config, options, target), formats, target)
     mod, named_params = model.export_tvm(spec=model.export_spec())
     if target.kind.name != "llvm":  # the GPU merge kernel of TVM's KV cache races (see merge_state.py)

@@ -14,8 +14,7 @@ from compile.build import build, export_model
 from compile.bundle import Bundle, write_bundle
 from compile.chat_config import chat_config
 from compile.llama import CompileOptions, llama_params
-from compile.quantization import (DEFAULT_QUANTIZATION, Quantization, get_quantization, packed_params,
-                                  weight_formats)
+from compile.quantization import DEFAULT_QUANTIZATION, Quantization, get_quantization
 from compile.toolchain import emcc_version, wasm32_target, wasm_fcompile, webgpu_target
 from models.convert import load_fp32_model
 from models.fetch import resolve_gguf
@@ -103,11 +102,9 @@ def compile_bundle(model: str, *, gguf: Path | None = None, quantization: str = 
             write_tokenizer_files(gguf, work)
             tokenizer_config = json.loads((work / "tokenizer_config.json").read_text(encoding="utf-8"))
         with clock.stage("quantize", f"weights -> {quantization}"):
-            quantized = list(quant.quantize(llama_params(config, weights)))
-            formats = weight_formats(quantized)
-            params = list(packed_params(quantized))
+            quantized = quant.quantize(llama_params(config, weights))
         with clock.stage("build", f"Relax model ({quantization}) -> WebGPU kernels and wasm32 SIMD CPU code"):
-            exports = {device: export_model(config, options, quantization, formats, target)
+            exports = {device: export_model(config, options, quantization, quantized.formats, target)
                        for device, target in targets.items()}
             executables = {device: build(exported) for device, exported in exports.items()}
         with clock.stage("link", f"emcc {LINK_FLAGS[opt_level]} -> {', '.join(libraries.values())}"):
@@ -116,10 +113,10 @@ def compile_bundle(model: str, *, gguf: Path | None = None, quantization: str = 
                                           fcompile=wasm_fcompile(LINK_FLAGS[opt_level]))
         metadata = exports["webgpu"].metadata
         for exported in exports.values():  # every library reads the same weight shards
-            _check_params_match(params, exported.metadata["params"])
+            _check_params_match(quantized.arrays, exported.metadata["params"])
         with clock.stage("write", f"bundle -> {output}"):
             bundle = write_bundle(
-                output, model=name, quantization=quantization, params=params,
+                output, model=name, quantization=quantization, params=quantized.arrays,
                 chat_config=chat_config("llama", config, metadata, tokenizer_config, TOKENIZER_FILES),
                 files={f: work / f for f in [*TOKENIZER_FILES, *libraries.values()]},
                 build=_build_info(targets, metadata, options, opt_level),

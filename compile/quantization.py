@@ -1,8 +1,8 @@
 """Quantization modes: which matrices a bundle holds quantized and how (models.quantization's weight formats),
 the module transform that declares their parameters, and the matmul kernels that dequantize them in place.
 
-- gguf (the default for GGUF sources): every matrix keeps the GGUF's own blocks, unchanged: Q4_0/Q4_1/Q4_K as
-  q4g32, Q5_0/Q5_1/Q5_K/Q8_0 as q8g32, Q6_K as q8g16; float tensors stay float32. No second quantization.
+- gguf (the default for GGUF sources): every matrix keeps the GGUF's own blocks, unchanged, in the weight format
+  that holds its block type (models.gguf_blocks.BLOCK_TYPES); float tensors stay float32. No second quantization.
 - q4f32_1: MLC-LLM's symmetric 4-bit group quantization of the float32 weights.
 - q4f32_asym: 4-bit with a scale and a minimum per group of 32, quantized from the float32 weights.
 - q0f32: float32 weights as they are.
@@ -20,7 +20,7 @@ from tvm.relax.frontend import nn
 from tvm.relax.frontend.nn import Tensor, op
 from tvm.target import Target
 
-from models.quantization import FLOAT_QUANTIZERS, BlockWeight, WeightFormat
+from models.quantization import FLOAT_QUANTIZERS, BlockWeight, Weight, WeightFormat
 
 HALF_WORD_BITS = 16
 
@@ -169,20 +169,12 @@ class _Quantize(nn.Mutator):
         raise ValueError(f"{name}: a {type(node).__name__} cannot hold {fmt.name} weights")
 
 
-Weight = np.ndarray | BlockWeight
-
-
-def weight_formats(params: Iterable[tuple[str, Weight]]) -> dict[str, WeightFormat]:
-    """The format of every quantized matrix, by the name of the module that holds it."""
-    return {name.removesuffix(".weight"): w.format for name, w in params if isinstance(w, BlockWeight)}
-
-
 def quantize_module(model: nn.Module, formats: dict[str, WeightFormat], target: Target) -> nn.Module:
     """`model` with the layers of `formats` quantized, in the kernel form for `target`'s device."""
     return _Quantize(formats, cpu=target.kind.name == "llvm").visit("", model)
 
 
-def packed_params(params: Iterable[tuple[str, Weight]]) -> Iterator[tuple[str, np.ndarray]]:
+def _packed(params: list[tuple[str, Weight]]) -> Iterator[tuple[str, np.ndarray]]:
     """The arrays the quantized module declares: each BlockWeight as its q_weight, q_scale (and q_min)."""
     for name, w in params:
         if isinstance(w, BlockWeight):
@@ -194,11 +186,23 @@ def packed_params(params: Iterable[tuple[str, Weight]]) -> Iterator[tuple[str, n
 
 
 @dataclass(frozen=True)
+class QuantizedParams:
+    formats: dict[str, WeightFormat]  # every quantized matrix's format, by the name of the module that holds it
+    arrays: list[tuple[str, np.ndarray]]  # every parameter as the quantized module declares it
+
+
+@dataclass(frozen=True)
 class Quantization:
     name: str
     keeps_source_blocks: bool  # the weights come as the GGUF's own blocks, not dequantized to float32
 
-    def quantize(self, params: Iterable[tuple[str, Weight]]) -> Iterator[tuple[str, Weight]]:
+    def quantize(self, params: Iterable[tuple[str, Weight]]) -> QuantizedParams:
+        """The formats for quantize_module and the arrays for the bundle (or a native build)."""
+        stored = list(self._stored(params))
+        formats = {name.removesuffix(".weight"): w.format for name, w in stored if isinstance(w, BlockWeight)}
+        return QuantizedParams(formats, list(_packed(stored)))
+
+    def _stored(self, params: Iterable[tuple[str, Weight]]) -> Iterator[tuple[str, Weight]]:
         """Parameters as this mode stores them: BlockWeights for quantized matrices, float32 arrays otherwise."""
         quantize = FLOAT_QUANTIZERS.get(self.name)
         for name, w in params:

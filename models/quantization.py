@@ -101,6 +101,9 @@ class BlockWeight:
         return arrays
 
 
+Weight = np.ndarray | BlockWeight  # a parameter before packing: float32, or a quantized matrix
+
+
 def stack_rows(parts: list[BlockWeight]) -> BlockWeight:
     """Concatenate along the output features (fused q/k/v, gate/up); mixed formats meet in the widest one with
     a minimum (a Q4_K_M file mixes Q4_K and Q6_K)."""

@@ -12,7 +12,7 @@ from compile.bundle import SHARD_CAP_BYTES, read_params, verify_bundle
 from compile.llama import CompileOptions, llama_params
 from compile.native import NativeModel
 from compile.pipeline import STAGES, compile_bundle
-from compile.quantization import get_quantization, packed_params, weight_formats
+from compile.quantization import QuantizedParams, get_quantization
 from compile.toolchain import webgpu_target
 
 MODEL = "smollm2-135m-instruct"
@@ -37,13 +37,14 @@ def test_libraries_are_wasm_modules(default_compile, device):
     assert (default_compile.bundle.path / f"{MODEL}-gguf-{device}.wasm").read_bytes()[:4] == b"\0asm"
 
 
-def quantized_params(config, blocks) -> list:
-    return list(get_quantization("gguf").quantize(llama_params(config, blocks)))
+@pytest.fixture(scope="module")
+def quantized(smollm2_config, smollm2_blocks) -> QuantizedParams:
+    """What the default compile quantizes SmolLM2's GGUF into: its own blocks, packed."""
+    return get_quantization("gguf").quantize(llama_params(smollm2_config, smollm2_blocks))
 
 
-def test_tensor_cache_covers_every_parameter_of_the_library(default_compile, smollm2_config, smollm2_blocks):
-    formats = weight_formats(quantized_params(smollm2_config, smollm2_blocks))
-    metadata = export_model(smollm2_config, CompileOptions(), "gguf", formats, webgpu_target()).metadata
+def test_tensor_cache_covers_every_parameter_of_the_library(default_compile, smollm2_config, quantized):
+    metadata = export_model(smollm2_config, CompileOptions(), "gguf", quantized.formats, webgpu_target()).metadata
     cache = json.loads((default_compile.bundle.path / "tensor-cache.json").read_text())
     records = {r["name"]: (r["shape"], r["dtype"]) for shard in cache["records"] for r in shard["records"]}
     assert records == {p["name"]: (p["shape"], p["dtype"]) for p in metadata["params"]}
@@ -60,12 +61,11 @@ def test_chat_config_describes_the_model(default_compile, smollm2_config):
     assert chat["conv_template"]["name"] == "chatml" and chat["eos_token_id"] == [2]
 
 
-def test_bundle_weights_drive_the_native_build_to_the_same_logits(default_compile, smollm2_config, smollm2_blocks,
+def test_bundle_weights_drive_the_native_build_to_the_same_logits(default_compile, smollm2_config, quantized,
                                                                    smollm2_greedy_case):
-    quantized = quantized_params(smollm2_config, smollm2_blocks)
-    exported = export_model(smollm2_config, CompileOptions(), "gguf", weight_formats(quantized), native_cpu_target())
+    exported = export_model(smollm2_config, CompileOptions(), "gguf", quantized.formats, native_cpu_target())
     executable = build(exported)
-    direct = dict(packed_params(quantized))
+    direct = dict(quantized.arrays)
     from_bundle = read_params(default_compile.bundle.path)
     assert from_bundle.keys() == direct.keys()
     for name, array in direct.items():

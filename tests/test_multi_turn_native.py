@@ -1,7 +1,6 @@
 """A three-turn chat with KV reuse on the native CPU build, float32 and the default (the GGUF's own blocks), against
 the numpy reference on the same tokens. Prefill chunks of 8 tokens split each turn's prefill across KV pages (16 tokens each), and the first
 prompt (37 tokens) already fills more than two pages."""
-import numpy as np
 import pytest
 
 from compile.llama import CompileOptions

@@ -5,9 +5,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from models.llama import LlamaConfig
-from models.quantization import BlockWeight, stack_rows
-
-Weight = np.ndarray | BlockWeight
+from models.quantization import BlockWeight, Weight, stack_rows
 
 
 def _fused(weights: dict[str, Weight], names: list[str], rows: list[int], cols: int) -> Weight:
