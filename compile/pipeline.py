@@ -110,7 +110,7 @@ def compile_bundle(model: str, *, gguf: Path | None = None, quantization: str = 
         with clock.stage("link", f"emcc {LINK_FLAGS[opt_level]} -> {', '.join(libraries.values())}"):
             for device, executable in executables.items():
                 executable.export_library(str(work / libraries[device]),
-                                          fcompile=wasm_fcompile(LINK_FLAGS[opt_level]))
+                                          fcompile=wasm_fcompile(targets[device], LINK_FLAGS[opt_level]))
         metadata = exports["webgpu"].metadata
         for exported in exports.values():  # every library reads the same weight shards
             _check_params_match(quantized.arrays, exported.metadata["params"])

@@ -20,6 +20,9 @@ from tvm.target import Target
 THREADS_PER_WORKGROUP = 64
 TOKENS_PER_THREAD = 8  # prefill: each decoded weight serves this many tokens
 TOKENS_PER_CPU_TILE = 2  # measured in wasm: 2 tokens per nibble converted pays, 4 spill SIMD registers
+# CPU threads take blocks of this many output features (a parallel loop gives each thread a contiguous run of
+# blocks); a block's weight rows, a few KB, stay in cache while every token tile of a prefill uses them.
+FEATURES_PER_BLOCK = 16
 GROUPED_BLOCKS = {"quant_x_scaled", "quant_x_offset", "quant_group_partial", "quant_matmul"}
 # The GPU reduction is unrolled 8 weights at a time: one word of 4-bit codes, two of 8-bit ones, so every
 # shift is a constant.
@@ -92,8 +95,9 @@ class QuantMatmulGrouped(ScheduleRule):
     """The grouped quant_matmul (quantization._quant_matmul_grouped) on a CPU. Per output feature (and per pair of
     tokens in prefill, so each code is converted once for both): a lane sum per position in a word (8 for 4-bit
     codes, 4 for 8-bit) kept in registers as SIMD vectors; per group the words' products are summed in
-    registers, then scaled into the lane sums; the
-    lanes are added once per output. The x_scaled and x_offset prologues run once per call."""
+    registers, then scaled into the lane sums; the lanes are added once per output. Blocks of output features
+    run in parallel (threads); each output's arithmetic, and so its bits, does not depend on the thread count.
+    The x_scaled and x_offset prologues run once per call."""
 
     def apply(self, func: tirx.PrimFunc, target: Target, _: bool) -> s_tir.Schedule | None:
         if not isinstance(func, tirx.PrimFunc):
@@ -110,11 +114,15 @@ class QuantMatmulGrouped(ScheduleRule):
         lane_sums = sch.rfactor(lanes, factor_axis=len(token_loops) + 1)
         *token_loops, feature, _ = sch.get_loops(matmul)  # the write-back of the lane sums
         tokens = sch.fuse(*token_loops) if token_loops else sch.add_unit_loop(feature)
+        feature_block, feature = sch.split(feature, factors=[None, FEATURES_PER_BLOCK])
         tiled = not isinstance(sch.get(tokens).extent, tirx.IntImm)  # prefill: a symbolic number of tokens
         if tiled:
-            _, token_in_tile = sch.split(tokens, factors=[None, TOKENS_PER_CPU_TILE])
-            sch.reorder(feature, token_in_tile)
-        depth = 2  # the loops over tokens (or token tiles) and output features
+            token_tile, token_in_tile = sch.split(tokens, factors=[None, TOKENS_PER_CPU_TILE])
+            sch.reorder(feature_block, token_tile, feature, token_in_tile)
+        else:
+            sch.reorder(feature_block, tokens, feature)
+        sch.parallel(feature_block)
+        depth = 3  # the loops over feature blocks, tokens (or token tiles) and output features
         sch.compute_at(lane_sums, feature)
         sch.set_scope(lane_sums, 0, "local")
         lanes, *tile, groups = sch.get_loops(lane_sums)[depth:]  # rfactor puts the factored lane iter first

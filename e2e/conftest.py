@@ -20,7 +20,6 @@ from static_server import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOLLM2 = "smollm2-135m-instruct"
-TVMJS_DIR = ROOT / "web/node_modules/@mlc-ai/web-runtime/lib"
 
 
 @pytest.fixture(scope="session")
@@ -67,12 +66,10 @@ def web_dist():
 @pytest.fixture(scope="session")
 def serve_site(serve, web_dist):
     """serve_site(bundles_dir) -> (base URL, RequestLog): the real server (static_server.create_app) for that
-    directory, plus /e2e/ with this folder's test pages and tvmjs for the raw-ABI runner."""
+    directory, plus /e2e/ with this folder's test pages (the raw-ABI runner loads tvmjs from /static)."""
     def start(bundles_dir: Path):
-        assert (TVMJS_DIR / "index.js").is_file(), "npm packages missing: run `make setup`"
         log = RequestLog(create_app(bundles_dir, web_dist))
         return serve(Starlette(routes=[
-            Mount("/e2e/tvmjs", StaticFiles(directory=TVMJS_DIR)),
             Mount("/e2e", StaticFiles(directory=Path(__file__).parent / "pages")),
             Mount("/", log),
         ])), log

@@ -16,7 +16,6 @@ from tvm.relax.frontend.nn.llm.kv_cache import PagedKVCache, RopeMode, TIRPagedK
 from compile.build import _pipeline
 from compile.llama.merge_state import replace_merge_state_kernel
 from compile.toolchain import wasm32_target, wasm_fcompile, webgpu_target
-from e2e.conftest import TVMJS_DIR
 
 Q_HEADS, KV_HEADS, HEAD_DIM, ROPE_THETA = 9, 3, 64, 100000.0
 # A history over several 16-token pages; prefills of 7 and 5 over it that cross page boundaries; a single token
@@ -58,7 +57,7 @@ def build_library(target, path: Path) -> None:
     if target.kind.name == "webgpu":  # as compile.build.export_model does
         replace_merge_state_kernel(mod, Q_HEADS, HEAD_DIM, "float32", target)
     rx.build(mod, target=target, system_lib=True, relax_pipeline=_pipeline(target)).export_library(
-        str(path), fcompile=wasm_fcompile("-O1"))
+        str(path), fcompile=wasm_fcompile(target, "-O1"))
 
 
 def rope(x: np.ndarray, positions: np.ndarray) -> np.ndarray:
@@ -87,12 +86,12 @@ def causal_attention(qkv: np.ndarray) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def runner_url(tmp_path_factory, serve):
+def runner_url(tmp_path_factory, serve, web_dist):
     libraries = tmp_path_factory.mktemp("kv-attention")
     build_library(webgpu_target(), libraries / "attention-webgpu.wasm")
     build_library(wasm32_target(), libraries / "attention-wasm32.wasm")
     return serve(Starlette(routes=[
-        Mount("/tvmjs", StaticFiles(directory=TVMJS_DIR)),
+        Mount("/static", StaticFiles(directory=web_dist)),
         Mount("/libs", StaticFiles(directory=libraries)),
         Mount("/", StaticFiles(directory=Path(__file__).parent / "pages")),
     ])) + "/kv_attention_runner.html"

@@ -13,8 +13,6 @@ from tvm.relax.frontend import nn
 
 from compile.toolchain import wasm32_target, wasm_fcompile, webgpu_target
 
-ROOT = Path(__file__).resolve().parent.parent
-TVMJS_DIR = ROOT / "web/node_modules/@mlc-ai/web-runtime/lib"
 IN_FEATURES, HIDDEN, OUT_FEATURES = 16, 32, 8
 BATCH_SIZES = (1, 5, 67)  # the batch dimension is symbolic: one library serves every size
 
@@ -35,16 +33,15 @@ def libraries(tmp_path_factory):
     mod, params = TinyMLP().export_tvm(spec={"forward": {"x": nn.spec.Tensor(["n", IN_FEATURES], "float32")}})
     for name, target in [("mlp-webgpu.wasm", webgpu_target()), ("mlp-wasm32.wasm", wasm32_target())]:
         executable = relax.build(mod, target=target, system_lib=True)
-        executable.export_library(str(out / name), fcompile=wasm_fcompile("-O1"))
+        executable.export_library(str(out / name), fcompile=wasm_fcompile(target, "-O1"))
     return out, [name for name, _ in params]
 
 
 @pytest.fixture(scope="module")
-def smoke_url(libraries, serve):
+def smoke_url(libraries, serve, web_dist):
     libs_dir, _ = libraries
-    assert (TVMJS_DIR / "index.js").is_file(), "npm packages missing: run `make setup`"
     app = Starlette(routes=[
-        Mount("/tvmjs", StaticFiles(directory=TVMJS_DIR)),
+        Mount("/static", StaticFiles(directory=web_dist)),
         Mount("/libs", StaticFiles(directory=libs_dir)),
         Mount("/", StaticFiles(directory=Path(__file__).parent / "pages")),
     ])

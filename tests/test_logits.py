@@ -329,7 +329,7 @@ def test_helpers_build_and_link_for_the_browser(target_name, tmp_path):
     mod, _ = TinyHead().export_tvm(spec={"forward": {"x": nn.spec.Tensor([1, 8], "float32")}})
     executable = relax.build(add_logits_functions(mod, target), target=target, system_lib=True)
     output = tmp_path / f"logits-{target_name}.wasm"
-    executable.export_library(str(output), fcompile=wasm_fcompile("-O1"))
+    executable.export_library(str(output), fcompile=wasm_fcompile(target, "-O1"))
     assert output.read_bytes()[:4] == b"\0asm"
     if target_name == "webgpu":
         kernels = _webgpu_kernels(executable.mod)

@@ -1,10 +1,13 @@
 // Bundles the browser code into dist/ (served by static_server under /static/): the engine's main-thread
-// API, its Web Worker, and the chat page. npm packages are bundled in; nothing is fetched at run time.
+// API, its Web Worker, the CPU library's extra threads, and the chat page; model-library.js also on its own, for
+// pages that drive a model library directly (the e2e runners). npm packages are bundled in; nothing is fetched at run time.
 import { build } from "esbuild";
 
 const entryPoints = {
   engine: "src/engine/index.js",
   worker: "src/engine/worker.js",
+  "cpu-thread": "src/engine/cpu-thread.js",
+  "model-library": "src/engine/model-library.js",
   chat: "src/page/chat.js",
 };
 

@@ -1,5 +1,8 @@
 """Linking model objects with the cached TVM web runtime into a tvmjs-loadable .wasm (emscripten)."""
+import os
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Literal
 
@@ -14,31 +17,54 @@ LINK_FLAGS = (
     "-std=c++17", "--no-entry",
     "-s", "WASM_BIGINT=1",
     "-s", "ERROR_ON_UNDEFINED_SYMBOLS=0",
-    "-s", "STANDALONE_WASM=1",
     "-s", "ALLOW_MEMORY_GROWTH=1",
     "-s", "TOTAL_MEMORY=160MB",
 )
+SINGLE_THREAD_FLAGS = ("-s", "STANDALONE_WASM=1")
+# The CPU library: a shared memory imported from JS (web/src/engine/library-imports.js creates it with the same
+# initial size and this maximum, the whole wasm32 address space). A -pthread link exports what a worker thread
+# starts with (_emscripten_thread_init, emscripten_stack_set_limits, stackRestore, emscripten_tls_init).
+# emscripten has no standalone wasm with threads, so it writes its JS glue too; we keep only the .wasm.
+THREADS_FLAGS = (
+    "-pthread",
+    "-s", "MAXIMUM_MEMORY=4GB",
+    "-s", "EXPORTED_FUNCTIONS=_malloc,_free",
+)
+# emcc post-processes its JS glue with acorn: Debian's node-acorn (an emscripten dependency) lives here.
+DEBIAN_NODE_PATH = "/usr/share/nodejs"
 
 
-def link_wasm(output: str | Path, objects: list[str], opt_level: OptLevel) -> None:
-    """-O1 links in about a second (tests); -O3 takes about 75 s and gives a smaller file (release)."""
-    runtime = ensure_runtime()
-    cmd = [find_emcc(), opt_level, *LINK_FLAGS, "-o", str(output), *map(str, runtime.paths), *objects]
-    result = subprocess.run(cmd, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise ToolchainError(f"emcc failed to link {output}:\n{result.stdout}{result.stderr}")
+def link_wasm(output: str | Path, objects: list[str], opt_level: OptLevel, threads: bool) -> None:
+    """-O1 links in about a second (tests); -O3 takes about 75 s and gives a smaller file (release).
+    `threads`: the CPU library, for WebAssembly threads (see THREADS_FLAGS); else the WebGPU library."""
+    runtime = ensure_runtime(threads)
+    output = Path(output)
+    with tempfile.TemporaryDirectory(prefix="tabllm-link-") as tmp:
+        if threads:
+            linked, flags = Path(tmp) / f"{output.stem}.js", THREADS_FLAGS
+        else:
+            linked, flags = Path(tmp) / output.name, SINGLE_THREAD_FLAGS
+        env = {**os.environ, "NODE_PATH": os.pathsep.join(filter(None, [os.environ.get("NODE_PATH"),
+                                                                       DEBIAN_NODE_PATH]))}
+        cmd = [find_emcc(), opt_level, *LINK_FLAGS, *flags, "-o", str(linked), *map(str, runtime.paths), *objects]
+        result = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        if result.returncode != 0:
+            raise ToolchainError(f"emcc failed to link {output}:\n{result.stdout}{result.stderr}")
+        shutil.move(linked.with_suffix(".wasm"), output)
 
 
-def wasm_fcompile(opt_level: OptLevel):
-    """An `fcompile` for `Executable.export_library` that links with `link_wasm`.
+def wasm_fcompile(target, opt_level: OptLevel):
+    """An `fcompile` for `Executable.export_library` of a library built for `target` (targets.py): it links with
+    `link_wasm`, the CPU library for threads.
 
     object_format "o" makes TVM hand us wasm object files: its default, LLVM 22 bitcode, cannot be read by
     emscripten 3.1.6's wasm-ld (LLVM 14).
     """
+    threads = target.kind.name != "webgpu"
 
     def fcompile(output, objects, options=None, **_):
         # TVM passes include-path options meant for C sources; the model objects need none of them.
-        link_wasm(output, objects, opt_level)
+        link_wasm(output, objects, opt_level, threads)
 
     fcompile.object_format = "o"
     return fcompile

@@ -5,6 +5,9 @@ own implementations of those in headers/. We assemble a source root from the ins
 headers, compile the three translation units with emcc, and cache the objects in the user cache directory,
 keyed by everything that changes them. Objects, not LLVM bitcode: bitcode would turn every model link into a
 16 MB LTO (minutes instead of about a second).
+
+Two variants: the WebGPU library's runtime, and the CPU library's, built for WebAssembly threads (atomics, a
+shared memory) with thread_pool.c in place of the runtime's serial TVMBackendParallelLaunch.
 """
 import hashlib
 import importlib.metadata
@@ -25,20 +28,31 @@ from .errors import ToolchainError
 from .emscripten import emcc_version, find_emcc
 
 HEADERS_DIR = Path(__file__).parent / "headers"
+THREAD_POOL_SOURCE = Path(__file__).parent / "thread_pool.c"
 RUNTIME_UNITS = ("wasm_runtime", "tvmjs_support", "webgpu_runtime")
-COMPILE_FLAGS = ("-O3", "-std=c++17", "-Wno-ignored-attributes")
+COMPILE_FLAGS = ("-O3", "-Wno-ignored-attributes")
+CXX_FLAGS = ("-std=c++17",)
+# The serial launch of wasm_runtime.cc steps aside (renamed) for thread_pool.c's.
+THREADS_FLAGS = ("-pthread",)
+SERIAL_LAUNCH_RENAMES = ("-DTVMBackendParallelLaunch=TVMBackendParallelLaunchSerial",
+                         "-DTVMBackendParallelBarrier=TVMBackendParallelBarrierSerial")
 MANIFEST = "manifest.json"
 
 
 @dataclass(frozen=True)
 class RuntimeObjects:
-    """The three runtime object files, in the order the linker wants them."""
+    """The runtime object files, in the order the linker wants them."""
 
     directory: Path
+    threads: bool
+
+    @property
+    def units(self) -> tuple[str, ...]:
+        return RUNTIME_UNITS + (("thread_pool",) if self.threads else ())
 
     @property
     def paths(self) -> list[Path]:
-        return [self.directory / f"{unit}.o" for unit in RUNTIME_UNITS]
+        return [self.directory / f"{unit}.o" for unit in self.units]
 
 
 def _site_package(name: str) -> Path:
@@ -56,21 +70,23 @@ def _headers_digest() -> str:
     return digest.hexdigest()
 
 
-def cache_key() -> str:
-    """Everything the object files depend on: wheel versions, compiler, flags and our headers."""
+def cache_key(threads: bool) -> str:
+    """Everything the object files depend on: wheel versions, compiler, flags and our sources."""
     parts = {
         "apache-tvm": importlib.metadata.version("apache-tvm"),
         "apache-tvm-ffi": importlib.metadata.version("apache-tvm-ffi"),
         "emcc": emcc_version(),
-        "flags": COMPILE_FLAGS,
+        "flags": [COMPILE_FLAGS, CXX_FLAGS, THREADS_FLAGS, SERIAL_LAUNCH_RENAMES],
         "headers": _headers_digest(),
     }
+    if threads:
+        parts["thread_pool"] = hashlib.sha256(THREAD_POOL_SOURCE.read_bytes()).hexdigest()
     blob = json.dumps(parts, sort_keys=True).encode()
-    return f"tvm-{parts['apache-tvm']}-{hashlib.sha256(blob).hexdigest()[:16]}"
+    return f"tvm-{parts['apache-tvm']}-{'threads-' if threads else ''}{hashlib.sha256(blob).hexdigest()[:16]}"
 
 
-def runtime_cache_dir() -> Path:
-    return cache_root() / "tvm-web-runtime" / cache_key()
+def runtime_cache_dir(threads: bool) -> Path:
+    return cache_root() / "tvm-web-runtime" / cache_key(threads)
 
 
 def assemble_source_root(root: Path) -> None:
@@ -99,8 +115,14 @@ def _include_flags(root: Path) -> list[str]:
     return [f"-I{root / d}" for d in dirs]
 
 
-def _compile_unit(emcc: str, root: Path, unit: str, output: Path) -> None:
-    cmd = [emcc, *_include_flags(root), *COMPILE_FLAGS, "-c", "-o", str(output), f"emcc/{unit}.cc"]
+def _compile_unit(emcc: str, root: Path, unit: str, output: Path, threads: bool) -> None:
+    if unit == "thread_pool":
+        source, flags = str(THREAD_POOL_SOURCE), ()
+    else:
+        source, flags = f"emcc/{unit}.cc", CXX_FLAGS + (SERIAL_LAUNCH_RENAMES if threads else ())
+    if threads:
+        flags += THREADS_FLAGS
+    cmd = [emcc, *_include_flags(root), *COMPILE_FLAGS, *flags, "-c", "-o", str(output), source]
     result = subprocess.run(cmd, cwd=root / "web", capture_output=True, text=True)
     if result.returncode != 0:
         raise ToolchainError(
@@ -113,8 +135,8 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _verify(directory: Path) -> RuntimeObjects:
-    objects = RuntimeObjects(directory)
+def _verify(directory: Path, threads: bool) -> RuntimeObjects:
+    objects = RuntimeObjects(directory, threads)
     try:
         recorded = json.loads((directory / MANIFEST).read_text())["sha256"]
         intact = all(_sha256(p) == recorded[p.name] for p in objects.paths)
@@ -132,11 +154,12 @@ def _log(message: str) -> None:
     print(f"[toolchain] {message}", file=sys.stderr, flush=True)
 
 
-def ensure_runtime() -> RuntimeObjects:
-    """Return the cached runtime objects, building them first (about 2 minutes on 2 cores) when missing."""
-    directory = runtime_cache_dir()
+def ensure_runtime(threads: bool = False) -> RuntimeObjects:
+    """Return the cached runtime objects, building them first (about 2 minutes on 2 cores) when missing.
+    `threads`: the CPU library's variant (WebAssembly threads), else the WebGPU library's."""
+    directory = runtime_cache_dir(threads)
     if directory.exists():
-        return _verify(directory)
+        return _verify(directory, threads)
     emcc = find_emcc()
     directory.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="tvm-web-runtime-", dir=directory.parent) as tmp:
@@ -145,12 +168,14 @@ def ensure_runtime() -> RuntimeObjects:
         staged.mkdir()
         _log(f"assembling the TVM source root from the installed wheels in {root}")
         assemble_source_root(root)
-        _log(f"compiling {', '.join(RUNTIME_UNITS)} with emcc (about 2 minutes; cached afterwards)")
+        units = RuntimeObjects(staged, threads).units
+        _log(f"compiling {', '.join(units)} with emcc{' for threads' if threads else ''} "
+             "(about 2 minutes; cached afterwards)")
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-            jobs = [pool.submit(_compile_unit, emcc, root, unit, staged / f"{unit}.o") for unit in RUNTIME_UNITS]
+            jobs = [pool.submit(_compile_unit, emcc, root, unit, staged / f"{unit}.o", threads) for unit in units]
             for job in jobs:
                 job.result()
-        sha = {p.name: _sha256(p) for p in RuntimeObjects(staged).paths}
+        sha = {p.name: _sha256(p) for p in RuntimeObjects(staged, threads).paths}
         (staged / MANIFEST).write_text(json.dumps({"key": directory.name, "sha256": sha}, indent=1))
         try:
             staged.rename(directory)  # atomic: a half-built runtime never looks cached
@@ -158,4 +183,4 @@ def ensure_runtime() -> RuntimeObjects:
             if not directory.exists():  # another process finished first otherwise
                 raise
     _log(f"TVM web runtime cached in {directory}")
-    return _verify(directory)
+    return _verify(directory, threads)

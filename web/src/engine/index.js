@@ -21,11 +21,15 @@ export {
 /**
  * @typedef {import("./bundle-store.js").LoadProgress} LoadProgress
  * @typedef {{bundleId: string, model: string, quantization: string, device: "webgpu" | "wasm",
- *            adapter: {vendor: string, architecture: string} | null, contextWindowSize: number, vocabSize: number,
+ *            adapter: {vendor: string, architecture: string} | null, threads: number | null,
+ *            threadsLimitedBy: string | null, contextWindowSize: number, vocabSize: number,
  *            temperature: number, topP: number, loadTimeS: number}} BundleInfo
+ * `threads`: how many threads run the CPU library (null on WebGPU); `threadsLimitedBy`: why only one, when
+ * more were wanted (a page that is not cross-origin isolated).
  */
 
 const DEVICES = ["auto", "webgpu", "wasm"];
+const MAX_THREADS = 64; // each thread is a Web Worker with a 1 MB stack in the model's memory
 
 /**
  * Start the engine and its worker (dist/worker.js, next to this module).
@@ -99,18 +103,21 @@ export class Engine {
   /**
    * Load a bundle (replacing the loaded one): files verified by sha256 and cached by bundle id, weights on the
    * device. `device`: "webgpu", "wasm" (the CPU, WebAssembly SIMD) or "auto" (default: WebGPU on a hardware
-   * adapter, the CPU without WebGPU or with only a software adapter). After a crash, starts a new worker.
+   * adapter, the CPU without WebGPU or with only a software adapter). `threads`: how many threads run the CPU
+   * library (default: one per core; one where the page is not cross-origin isolated). After a crash, starts a
+   * new worker.
    * @param {string} bundleUrl base URL of the bundle directory, e.g. "/bundles/0ffebf7013271dba/"
-   * @param {{onProgress?: (p: LoadProgress) => void, device?: "auto" | "webgpu" | "wasm"}} [options]
+   * @param {{onProgress?: (p: LoadProgress) => void, device?: "auto" | "webgpu" | "wasm", threads?: number}}
+   *   [options]
    * @returns {Promise<BundleInfo>}
    */
   async load(bundleUrl, options = {}) {
     const url = httpUrl(bundleUrl);
-    const { onProgress, device } = loadOptions(options);
+    const { onProgress, device, threads } = loadOptions(options);
     const generation = ++this.loadGeneration;
     this.bundle = null;
     if (this.crash) this.startWorker();
-    const info = await this.call({ op: Op.load, bundleUrl: url, device }, (message) => {
+    const info = await this.call({ op: Op.load, bundleUrl: url, device, threads }, (message) => {
       if (message.type === Reply.progress) onProgress?.(message.progress);
     });
     if (generation !== this.loadGeneration) {
@@ -231,9 +238,9 @@ function httpUrl(value) {
 /** load()'s options, checked: an object with an optional onProgress function and device name. */
 function loadOptions(options) {
   if (options === null || typeof options !== "object" || Array.isArray(options)) {
-    throw new InvalidRequestError("load() options must be an object {onProgress, device}", null);
+    throw new InvalidRequestError("load() options must be an object {onProgress, device, threads}", null);
   }
-  const { onProgress, device = "auto" } = options;
+  const { onProgress, device = "auto", threads } = options;
   if (onProgress !== undefined && typeof onProgress !== "function") {
     throw new InvalidRequestError("onProgress must be a function", "onProgress");
   }
@@ -241,7 +248,11 @@ function loadOptions(options) {
     throw new InvalidRequestError(`device must be one of ${DEVICES.join(", ")}; got ${JSON.stringify(device)}`,
       "device");
   }
-  return { onProgress, device };
+  if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1 && threads <= MAX_THREADS)) {
+    throw new InvalidRequestError(`threads must be an integer from 1 to ${MAX_THREADS}; got ${JSON.stringify(threads)}`,
+      "threads");
+  }
+  return { onProgress, device, threads };
 }
 
 /** Chunks as they arrive from the worker, as an async iterable; leaving the loop early aborts the generation. */

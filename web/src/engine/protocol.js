@@ -2,7 +2,8 @@
 // both sides use, so an operation or reply type cannot be misspelled on one side only.
 //
 // Page -> worker (`id` numbers a call; the worker answers it with events and one result or error):
-//   {op: Op.load, id, bundleUrl (absolute), device: "auto" | "webgpu" | "wasm"}  -> progress*, result (BundleInfo)
+//   {op: Op.load, id, bundleUrl (absolute), device: "auto" | "webgpu" | "wasm", threads: number | undefined}
+//                                                                             -> progress*, result (BundleInfo)
 //   {op: Op.chat, id, request: NormalizedRequest}                              -> started, chunk*, result (null)
 //   {op: Op.promptIds, id, messages}                                           -> result (number[])
 //   {op: Op.unload, id}                                                        -> result (null)

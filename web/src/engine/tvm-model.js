@@ -1,8 +1,10 @@
 // A bundle's model library driven through tvmjs: the VM, the weights on the device, and one sequence in TVM's
 // paged KV cache (embed -> prefill in chunks -> decode), as compile/native.py drives the native build. The
-// device is WebGPU (the *-webgpu.wasm library) or the CPU (the *-wasm32.wasm library, WebAssembly SIMD).
+// device is WebGPU (the *-webgpu.wasm library) or the CPU (the *-wasm32.wasm library, WebAssembly SIMD on
+// threads: see model-library.js).
 import * as tvmjs from "@mlc-ai/web-runtime";
 import { BundleError, WebGPUUnavailableError } from "./errors.js";
+import { instantiateModelLibrary } from "./model-library.js";
 
 const PAGE_SIZE = 16; // tokens per KV cache page, as WebLLM uses
 const SEQUENCE_ID = 0; // one conversation at a time
@@ -39,10 +41,11 @@ export class TVMModel {
    * @param {any} tensorCache the parsed tensor-cache.json
    * @param {(name: string) => Promise<Uint8Array>} readShard verified bytes of a shard
    * @param {() => void} onCompile called before the WebGPU pipelines are compiled
+   * @param {number} threads how many threads run the CPU library
    */
-  static async load(gpu, library, tensorCache, readShard, onCompile) {
-    const tvm = await tvmjs.instantiate(library.buffer, tvmjs.createPolyfillWASI(),
-      (message) => console.log(`[tvmjs] ${message}`));
+  static async load(gpu, library, tensorCache, readShard, onCompile, threads) {
+    const instance = await instantiateModelLibrary(library, gpu ? "webgpu" : "cpu", threads);
+    const tvm = instance.tvm;
     try {
       if (gpu) tvm.initWebGPU(gpu.device);
       const device = gpu ? tvm.webgpu() : tvm.cpu();
@@ -56,15 +59,16 @@ export class TVMModel {
       }
       const params = tvm.detachFromCurrentScope(await uploadParams(tvm, device, metadata, tensorCache, readShard));
       tvm.endScope();
-      return new TVMModel(tvm, device, vm, params, metadata);
+      return new TVMModel(instance, device, vm, params, metadata);
     } catch (error) {
-      tvm.dispose();
+      instance.dispose();
       throw error;
     }
   }
 
-  constructor(tvm, device, vm, params, metadata) {
-    this.tvm = tvm;
+  constructor(instance, device, vm, params, metadata) {
+    this.instance = instance;
+    const tvm = this.tvm = instance.tvm;
     this.device = device;
     this.vm = vm;
     this.params = params;
@@ -147,7 +151,7 @@ export class TVMModel {
     this.params.dispose();
     for (const f of Object.values(this.functions)) f.dispose();
     this.vm.dispose();
-    this.tvm.dispose();
+    this.instance.dispose();
   }
 }
 

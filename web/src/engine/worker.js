@@ -14,6 +14,7 @@ import { ChatTemplate } from "./prompt.js";
 import { PromptEncoder } from "./prompt-tokens.js";
 import { Op, Reply } from "./protocol.js";
 import { seededRandom } from "./sampler.js";
+import { threadCount } from "./model-library.js";
 import { TVMModel, requestWebGPU } from "./tvm-model.js";
 
 const LIBRARY_KIND = { webgpu: "webgpu", wasm: "wasm32" }; // device -> the model library it runs
@@ -99,7 +100,7 @@ function reportDeviceLoss(device) {
   });
 }
 
-async function load({ id, bundleUrl, device: requested }) {
+async function load({ id, bundleUrl, device: requested, threads: requestedThreads }) {
   unload();
   const started = performance.now();
   const progress = (p) => post({ id, type: Reply.progress, progress: p });
@@ -119,7 +120,9 @@ async function load({ id, bundleUrl, device: requested }) {
     const library = await store.read(modelLibrary(manifest, LIBRARY_KIND[device]).path);
     const compiling = () => progress({ stage: "compile", text: "Compiling WebGPU shaders", loadedBytes: store.loadedBytes,
       totalBytes: store.totalBytes, fraction: store.loadedBytes / store.totalBytes });
-    const model = await TVMModel.load(gpu, library, tensorCache, (name) => store.read(name), compiling);
+    const cpu = device === "wasm" ? threadCount(requestedThreads) : null;
+    const model = await TVMModel.load(gpu, library, tensorCache, (name) => store.read(name), compiling,
+      cpu?.threads ?? 1);
     const conv = chatConfig.conv_template ?? {};
     const info = {
       bundleId: manifest.bundle_id,
@@ -127,6 +130,8 @@ async function load({ id, bundleUrl, device: requested }) {
       quantization: manifest.quantization,
       device,
       adapter: gpu ? { vendor: gpu.adapterInfo?.vendor ?? "", architecture: gpu.adapterInfo?.architecture ?? "" } : null,
+      threads: cpu?.threads ?? null,
+      threadsLimitedBy: cpu?.limitedBy ?? null,
       contextWindowSize: model.contextWindowSize,
       vocabSize: chatConfig.vocab_size,
       temperature: chatConfig.temperature ?? 1,

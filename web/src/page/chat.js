@@ -1,6 +1,6 @@
 // The chat page: pick a bundle, load it with the in-browser engine, and chat with streaming answers.
 import "./chat.css";
-import { chatFailedMessage, findWebGPUProblem, loadFailedMessage, webgpuMissingMessage } from "./errors.js";
+import { chatFailedMessage, cpuFallbackText, findWebGPUProblem, loadFailedMessage, webgpuProblemText } from "./errors.js";
 import { formatDevice, formatMegabytes, formatProgress, formatStats } from "./format.js";
 import { renderMarkdown } from "./markdown.js";
 
@@ -12,6 +12,9 @@ const $ = (id) => document.getElementById(id);
 const ui = {
   status: $("status"),
   notice: $("notice"),
+  deviceInfo: $("device-info"),
+  deviceInfoText: $("device-info-text"),
+  deviceAdvice: $("device-advice"),
   loadForm: $("load-form"),
   picker: $("bundle-picker"),
   loadButton: $("load-button"),
@@ -259,5 +262,8 @@ ui.newChatButton.addEventListener("click", newChat);
 
 refreshControls();
 findWebGPUProblem().then((problem) => {
-  if (problem) showNotice(webgpuMissingMessage(problem));
+  if (!problem) return;
+  ui.deviceInfoText.textContent = cpuFallbackText();
+  ui.deviceAdvice.textContent = webgpuProblemText(problem);
+  ui.deviceInfo.hidden = false;
 });

@@ -11,14 +11,15 @@ export async function findWebGPUProblem() {
   }
 }
 
-// The model still runs without WebGPU, on the CPU; the notice says why it may be slower and how to get WebGPU.
-const CPU_FALLBACK = " Meanwhile tabllm runs the model on this computer's CPU (WebAssembly): slower, but it works.";
-
-export function webgpuMissingMessage(problem) {
-  return webgpuProblemText(problem) + CPU_FALLBACK;
+// Without WebGPU the model still runs, on the CPU: a line of information says so, and the advice on getting
+// WebGPU (why it is missing, what to change) waits behind its "why".
+export function cpuFallbackText() {
+  const threads = self.crossOriginIsolated ? navigator.hardwareConcurrency || 1 : 1;
+  return `No WebGPU here: tabllm runs the model on this computer's CPU (WebAssembly, ${threads} ` +
+    `thread${threads === 1 ? "" : "s"}).`;
 }
 
-function webgpuProblemText(problem) {
+export function webgpuProblemText(problem) {
   if (problem === "insecure-context") {
     return `This page was opened over plain HTTP from ${location.host}, so the browser hides WebGPU (it needs a ` +
       "secure context). Open it at http://127.0.0.1 or http://localhost on the machine running the server, " +

@@ -31,7 +31,10 @@ export function formatStats(usage, finishReason) {
 
 // Where the model runs, for the status line: the WebGPU adapter, or the CPU through WebAssembly.
 export function formatDevice(info) {
-  if (info.device === "wasm") return "the CPU (WebAssembly)";
+  if (info.device === "wasm") {
+    const threads = `${info.threads} thread${info.threads === 1 ? "" : "s"}`;
+    return `the CPU (WebAssembly, ${threads}${info.threadsLimitedBy ? `: ${info.threadsLimitedBy}` : ""})`;
+  }
   const adapter = [info.adapter?.vendor, info.adapter?.architecture].filter(Boolean).join(" ");
   return adapter ? `WebGPU (${adapter})` : "WebGPU";
 }

@@ -1,0 +1,94 @@
+// A bundle's model library instantiated through tvmjs. The WebGPU library (*-webgpu.wasm) is a standalone
+// emscripten module. The CPU library (*-wasm32.wasm) runs on WebAssembly threads: it lives in a shared memory;
+// this thread instantiates it, and each extra thread (cpu-thread.js, a Web Worker) instantiates the same
+// compiled module on the same memory and then serves the library's thread pool (compile/toolchain/thread_pool.c):
+// TVM's parallel loops split their iterations across all of them. Passing a shared memory to another thread
+// needs a cross-origin isolated page (COOP and COEP headers); without one the library runs on one thread.
+import * as tvmjs from "@mlc-ai/web-runtime";
+import { createLibraryMemory, libraryImports } from "./library-imports.js";
+
+export { tvmjs }; // for pages that drive a library directly: tvmjs's classes must be those of this copy
+
+const THREAD_STACK_BYTES = 1 << 20; // the kernels keep their tiles on the stack (TVM's limit is 1 KB per buffer)
+const THREAD_STATE_BYTES = 1024; // emscripten's struct pthread needs about 200
+
+/**
+ * How many threads the CPU library gets: `requested`, or one per core; one where threads are impossible, and
+ * then `limitedBy` says why.
+ * @param {number | undefined} requested
+ * @returns {{threads: number, limitedBy: string | null}}
+ */
+export function threadCount(requested) {
+  const wanted = requested ?? (globalThis.navigator?.hardwareConcurrency || 1);
+  if (wanted > 1 && !globalThis.crossOriginIsolated) {
+    return { threads: 1, limitedBy: "the page is not cross-origin isolated (it needs the COOP and COEP headers)" };
+  }
+  return { threads: wanted, limitedBy: null };
+}
+
+/**
+ * A tvmjs instance of a model library; for the CPU library, with `threads` - 1 extra threads started and ready.
+ * Only a Worker can run more than one thread: the library's thread waits on the others.
+ * @param {Uint8Array} library the library's bytes
+ * @param {"webgpu" | "cpu"} device which library it is
+ * @param {number} [threads]
+ * @returns {Promise<{tvm: any, dispose: () => void}>}
+ */
+export async function instantiateModelLibrary(library, device, threads = 1) {
+  const log = (line) => console.log(`[tvmjs] ${line}`);
+  if (device === "webgpu") {
+    const tvm = await tvmjs.instantiate(library, tvmjs.createPolyfillWASI(), log);
+    return { tvm, dispose: () => tvm.dispose() };
+  }
+  const module = await WebAssembly.compile(library);
+  const memory = createLibraryMemory();
+  let exports = null;
+  const tvm = new tvmjs.Instance(module, {
+    imports: libraryImports(module, memory, () => exports, log),
+    start: (instance) => {
+      exports = instance.exports;
+      exports.__wasm_call_ctors();
+    },
+  });
+  let workers = [];
+  try {
+    workers = await startThreads(module, memory, exports, threads - 1);
+  } catch (error) {
+    tvm.dispose();
+    throw error;
+  }
+  exports.tabllm_thread_pool_resize(threads);
+  return {
+    tvm,
+    dispose() {
+      tvm.dispose();
+      for (const worker of workers) worker.terminate();
+    },
+  };
+}
+
+/** `count` Web Workers, each with its own stack and thread state in the library's memory, serving its pool. */
+async function startThreads(module, memory, exports, count) {
+  const workers = [];
+  const ready = [];
+  for (let index = 1; index <= count; index++) {
+    const stack = exports.malloc(THREAD_STACK_BYTES);
+    const state = exports.malloc(THREAD_STATE_BYTES);
+    new Uint8Array(memory.buffer, state, THREAD_STATE_BYTES).fill(0);
+    const worker = new Worker(new URL("./cpu-thread.js", import.meta.url), { type: "module" });
+    workers.push(worker);
+    ready.push(new Promise((resolve, reject) => {
+      worker.onmessage = ({ data }) => (data.error ? reject(new Error(data.error)) : resolve());
+      worker.onerror = (event) => reject(new Error(`CPU thread ${index} could not start: ${event.message}`));
+    }));
+    worker.postMessage({ module, memory, index, state, stackTop: stack + THREAD_STACK_BYTES,
+      stackBytes: THREAD_STACK_BYTES });
+  }
+  try {
+    await Promise.all(ready);
+  } catch (error) {
+    for (const worker of workers) worker.terminate();
+    throw error;
+  }
+  return workers;
+}
