@@ -1,14 +1,15 @@
 """python -m bench [--model NAME] [--bundles DIR] [--decode-tokens N] [--json PATH]
 
 One run, two tables: the compiled model in the browser (the real server, headless Chromium, the default bundle
-and a q4f32_1 one, the engine on WebGPU and on the CPU through WebAssembly), llama.cpp compiled to WebAssembly in
+and a q4f32_1 one, the engine on WebGPU and on the CPU through WebAssembly at 1 and 2 threads), llama.cpp compiled to WebAssembly in
 the same Chromium on the model's GGUF file (npm @wllama/wllama, 1 and 2 threads: bench/wllama.py), the native
 CPU build of the same Relax module for each quantization and the numpy reference as the baseline. Every engine
 answers the same fixed chat prompts with greedy decoding; each figure is the median over the prompts: time to
 first token, prefill and decode tokens/s. Also: load time (browser: cold in a fresh profile, then warm after a
 page reload; native: read the weights, build, quantize), peak memory (browser: PSS of all Chromium processes;
 native: RSS of this Python process), and the bytes of weights. Prints a table with the browser/native, the
-default/q4f32_1 and browser WASM/wllama ratios, then the fidelity table (bench/fidelity.py: every path against
+default/q4f32_1 ratios, the browser WASM/wllama ratios at equal threads and each engine's scaling from 1 to 2
+threads, then the fidelity table (bench/fidelity.py: every path against
 the float32 reference of the source weights), and writes JSON with both.
 """
 import argparse
@@ -43,7 +44,8 @@ from static_server import create_app
 
 # The lossless default and MLC's q4f32_1 (the default before it), to compare their speed on both libraries.
 BROWSER_QUANTIZATIONS = (DEFAULT_QUANTIZATION, "q4f32_1")
-BROWSER_DEVICES = ("webgpu", "wasm")  # the engine on the GPU (SwiftShader here) and on the CPU
+# The engine on the GPU (SwiftShader here), and on the CPU at each thread count (None: no threads to choose).
+BROWSER_RUNS = (("webgpu", None), ("wasm", 1), ("wasm", 2))
 RATIO_KEYS = ("time_to_first_token_s", "prefill_tokens_per_s", "decode_tokens_per_s", "peak_memory_bytes")
 WLLAMA_THREADS = (1, 2)
 WLLAMA_RATIO_KEYS = ("prefill_tokens_per_s", "decode_tokens_per_s")
@@ -56,13 +58,14 @@ PROMPTS = [
 ]
 
 
-def bench_browser(bundles_dir: Path, bundle, decode_tokens: int, device: str) -> Result:
+def bench_browser(bundles_dir: Path, bundle, decode_tokens: int, device: str, threads: int | None) -> Result:
     """The real server and page in headless Chromium, the engine on `device`: "webgpu" (on whatever adapter
-    Chromium finds) or "wasm" (the CPU library, WebAssembly SIMD, one thread)."""
+    Chromium finds) or "wasm" (the CPU library, WebAssembly SIMD, on `threads` threads)."""
     web_dist = built_web_dist()
-    load = """async ([url, device]) => {
+    load = """async ([url, device, threads]) => {
         const start = performance.now();
-        await window.engine.load(url, {device});
+        const info = await window.engine.load(url, threads === null ? {device} : {device, threads});
+        if (threads !== null && info.threads !== threads) throw new Error(`${info.threads} threads, not ${threads}`);
         return (performance.now() - start) / 1000;
     }"""
     bundle_url = f"/bundles/{bundle.bundle_id}/"
@@ -70,17 +73,18 @@ def bench_browser(bundles_dir: Path, bundle, decode_tokens: int, device: str) ->
             PeakMemory(chromium_pids) as memory:
         browser = launch_webgpu_chromium(playwright.chromium)
         page = open_engine_page(browser.new_context(), server.url)  # a fresh profile: an empty Cache API
-        cold = page.evaluate(load, [bundle_url, device])
+        cold = page.evaluate(load, [bundle_url, device, threads])
         page.reload()  # a new engine: everything comes from the Cache API
         create_page_engine(page)
-        warm = page.evaluate(load, [bundle_url, device])
+        warm = page.evaluate(load, [bundle_url, device, threads])
         # The first token and `decode_tokens` more, as the native rows and wllama generate.
         completions = [page.evaluate("(r) => window.engine.chat.completions.create(r)", {
             "messages": messages, "temperature": 0, "max_tokens": decode_tokens + 1}) for messages in PROMPTS]
         adapter = page.evaluate("async () => (await navigator.gpu.requestAdapter()).info.architecture")
         browser.close()
     median = lambda key: statistics.median(c["usage"]["extra"][key] for c in completions)
-    engine = f"browser WebGPU ({adapter})" if device == "webgpu" else "browser WASM CPU (SIMD, 1 thread)"
+    engine = (f"browser WebGPU ({adapter})" if device == "webgpu"
+              else f"browser WASM CPU (SIMD, {threads} thread{'s' if threads > 1 else ''})")
     other_library = "-wasm32.wasm" if device == "webgpu" else "-webgpu.wasm"  # in the bundle, never fetched
     loaded_bytes = sum(f["bytes"] for f in bundle.manifest["files"] if not f["path"].endswith(other_library))
     return Result(engine, bundle.manifest["quantization"], cold, warm, median("time_to_first_token_s"),
@@ -208,8 +212,8 @@ def main() -> None:
     tokenizer_config = json.loads((bundle_dir / "tokenizer_config.json").read_text(encoding="utf-8"))
     prompts = [chat_prompt_ids(tokenizer, tokenizer_config, messages) for messages in PROMPTS]
 
-    results = [bench_browser(args.bundles, bundle, args.decode_tokens, device)
-               for bundle in bundles.values() for device in BROWSER_DEVICES]
+    results = [bench_browser(args.bundles, bundle, args.decode_tokens, device, threads)
+               for bundle in bundles.values() for device, threads in BROWSER_RUNS]
     browsers = list(results)
     gguf = resolve_gguf(args.model)
     wllama_rows = [bench_wllama(gguf, tokenizer, prompts, args.decode_tokens, threads) for threads in WLLAMA_THREADS]
@@ -231,9 +235,14 @@ def main() -> None:
     ratios |= {f"{engine}: {default} / {other}": {
         key: getattr(by_kind[engine, default], key) / getattr(by_kind[engine, other], key) for key in RATIO_KEYS}
         for engine in dict.fromkeys(b.engine for b in browsers)}
-    browser_wasm = next(b for b in browsers if b.quantization == default and "WASM" in b.engine)
-    wasm_ratios = {w.engine: {key: getattr(browser_wasm, key) / getattr(w, key) for key in WLLAMA_RATIO_KEYS}
-                   for w in wllama_rows}
+    # At equal threads: our CPU library against llama.cpp's; and each engine's 2-thread speed over its 1-thread.
+    wasm = {threads: by_kind[f"browser WASM CPU (SIMD, {threads} thread{'s' if threads > 1 else ''})", default]
+            for threads in WLLAMA_THREADS}
+    wllama = dict(zip(WLLAMA_THREADS, wllama_rows))
+    wasm_ratios = {f"{wasm[t].engine} / {wllama[t].engine}": {
+        key: getattr(wasm[t], key) / getattr(wllama[t], key) for key in WLLAMA_RATIO_KEYS} for t in WLLAMA_THREADS}
+    scaling = {engine: {key: getattr(rows[2], key) / getattr(rows[1], key) for key in WLLAMA_RATIO_KEYS}
+               for engine, rows in (("browser WASM CPU", wasm), ("wllama", wllama))}
 
     machine = f"{cpu_model()}, {os.cpu_count()} cores, OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', '-')}"
     table = Table(title=f"{args.model}: {len(PROMPTS)} chat prompts ({', '.join(str(len(p)) for p in prompts)} tokens), "
@@ -251,8 +260,11 @@ def main() -> None:
         table.add_row(name, "", "", "", f"{ratio['time_to_first_token_s']:.2f}x",
                       f"{ratio['prefill_tokens_per_s']:.3f}x", f"{ratio['decode_tokens_per_s']:.3f}x",
                       f"{ratio['peak_memory_bytes']:.1f}x", "")
-    for engine, ratio in wasm_ratios.items():
-        table.add_row(f"browser WASM CPU ({default}) / {engine}", "", "", "", "", f"{ratio['prefill_tokens_per_s']:.3f}x",
+    for name, ratio in wasm_ratios.items():
+        table.add_row(f"{name} ({default})", "", "", "", "", f"{ratio['prefill_tokens_per_s']:.3f}x",
+                      f"{ratio['decode_tokens_per_s']:.3f}x", "", "")
+    for engine, ratio in scaling.items():
+        table.add_row(f"{engine}: 2 threads / 1 thread", "", "", "", "", f"{ratio['prefill_tokens_per_s']:.3f}x",
                       f"{ratio['decode_tokens_per_s']:.3f}x", "", "")
     console = Console(width=140)
     console.print(table)
@@ -260,7 +272,7 @@ def main() -> None:
     args.json.write_text(json.dumps({
         "model": args.model, "machine": machine, "prompts": PROMPTS, "prompt_tokens": [len(p) for p in prompts],
         "decode_tokens": args.decode_tokens, "results": [asdict(r) for r in results],
-        "ratios": ratios, "browser_wasm_over_wllama": wasm_ratios,
+        "ratios": ratios, "browser_wasm_over_wllama": wasm_ratios, "thread_scaling": scaling,
         "fidelity": [asdict(f) for f in fidelity]}, indent=1))
     print(f"wrote {args.json}")
 

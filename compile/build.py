@@ -11,6 +11,7 @@ from tvm.relax.backend.gpu_generic import pipeline as gpu_generic
 from tvm.s_tir import dlight as dl
 
 from compile.llama import CompileOptions, LlamaForCausalLM
+from compile.llama.cpu_attention import replace_cpu_attention_kernels
 from compile.llama.merge_state import replace_merge_state_kernel
 from compile.logits import add_logits_functions
 from compile.quantization import quantize_module
@@ -90,13 +91,23 @@ def _attach_bounds(mod: tvm.IRModule, options: CompileOptions) -> tvm.IRModule:
     return mod
 
 
+def replace_kv_cache_kernels(mod: tvm.IRModule, num_kv_heads: int, num_q_heads: int, head_dim: int,
+                             target: tvm.target.Target) -> None:
+    """Our kernels in place of some of TVM's paged KV cache (exported for `target` into `mod`): on a GPU, the merge
+    of attention states, which races (merge_state.py); on a CPU, the attention kernels, which are scalar
+    (cpu_attention.py)."""
+    if target.kind.name == "llvm":
+        replace_cpu_attention_kernels(mod, num_kv_heads, num_q_heads, head_dim)
+    else:
+        replace_merge_state_kernel(mod, num_q_heads, head_dim, "float32", target)
+
+
 def export_model(config: LlamaConfig, options: CompileOptions, quantization: str, formats: dict[str, WeightFormat],
                  target: tvm.target.Target) -> ExportedModel:
     """`formats` names the quantized layers (QuantizedParams.formats); the rest stay float32."""
     model = quantize_module(LlamaForCausalLM(config, options, target), formats, target)
     mod, named_params = model.export_tvm(spec=model.export_spec())
-    if target.kind.name != "llvm":  # the GPU merge kernel of TVM's KV cache races (see merge_state.py)
-        replace_merge_state_kernel(mod, config.num_attention_heads, config.head_dim, "float32", target)
+    replace_kv_cache_kernels(mod, config.num_key_value_heads, config.num_attention_heads, config.head_dim, target)
     params = [ParamSpec(name, tuple(int(d) for d in p.shape), p.dtype) for name, p in named_params]
     metadata = _metadata("llama", config, options, quantization, formats, params)
     mod = _attach_bounds(_attach_metadata(add_logits_functions(mod, target), metadata), options)

@@ -13,8 +13,7 @@ from tvm import relax as rx
 from tvm.relax.frontend import nn
 from tvm.relax.frontend.nn.llm.kv_cache import PagedKVCache, RopeMode, TIRPagedKVCache
 
-from compile.build import _pipeline
-from compile.llama.merge_state import replace_merge_state_kernel
+from compile.build import _pipeline, replace_kv_cache_kernels
 from compile.toolchain import wasm32_target, wasm_fcompile, webgpu_target
 
 Q_HEADS, KV_HEADS, HEAD_DIM, ROPE_THETA = 9, 3, 64, 100000.0
@@ -54,8 +53,7 @@ def build_library(target, path: Path) -> None:
         "create_tir_paged_kv_cache": {"max_batch_size": int, "max_total_seq_len": int, "prefill_chunk_size": int,
                                       "page_size": int, "support_sliding_window": int, "$": no_params},
     }, module))
-    if target.kind.name == "webgpu":  # as compile.build.export_model does
-        replace_merge_state_kernel(mod, Q_HEADS, HEAD_DIM, "float32", target)
+    replace_kv_cache_kernels(mod, KV_HEADS, Q_HEADS, HEAD_DIM, target)  # as compile.build.export_model does
     rx.build(mod, target=target, system_lib=True, relax_pipeline=_pipeline(target)).export_library(
         str(path), fcompile=wasm_fcompile(target, "-O1"))
 

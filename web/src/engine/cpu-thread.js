@@ -17,5 +17,5 @@ self.onmessage = ({ data: { module, memory, index, state, stackTop, stackBytes }
     return;
   }
   self.postMessage({ ready: true });
-  exports.tabllm_thread_pool_work(index);
+  exports.tabllm_thread_pool_work();
 };

@@ -11,6 +11,7 @@ export { tvmjs }; // for pages that drive a library directly: tvmjs's classes mu
 
 const THREAD_STACK_BYTES = 1 << 20; // the kernels keep their tiles on the stack (TVM's limit is 1 KB per buffer)
 const THREAD_STATE_BYTES = 1024; // emscripten's struct pthread needs about 200
+const SPIN_ROUNDS = 20000;
 
 /**
  * How many threads the CPU library gets: `requested`, or one per core; one where threads are impossible, and
@@ -57,7 +58,7 @@ export async function instantiateModelLibrary(library, device, threads = 1) {
     tvm.dispose();
     throw error;
   }
-  exports.tabllm_thread_pool_resize(threads);
+  exports.tabllm_thread_pool_configure(threads, SPIN_ROUNDS);
   return {
     tvm,
     dispose() {

@@ -1,0 +1,242 @@
+"""CPU attention kernels for TVM's paged KV cache: decode, prefill over the cached pages, and prefill over the new
+tokens (ragged), in place of TVM's own CPU kernels (tvm.relax.frontend.nn.llm._decode_kernels /
+_prefill_kernels), with the same signatures, arguments and results.
+
+TVM's CPU kernels are scalar: per key they run a 64-step dot product, an exp2 and a rescale of the output row,
+the prefill kernel walks every row of the page pool (the whole context window) testing each against the
+sequence length, and the ragged kernel scores masked keys too. Measured in Chromium (wasm32, one thread) with
+SmolLM2: decode fell from 26 to 9 tokens/s as the context grew from 67 to 1,642 tokens, and a 1,642-token prompt
+took 94 s. Here, per (query, head): keys in tiles of 16 (one KV page), dot products in SIMD lanes, one online
+softmax rescale per tile, output rows updated as vectors, only the keys the mask lets through; (query, head)
+pairs run in parallel on the CPU library's threads. Each pair's arithmetic is the same whatever the thread count.
+
+Scores are in the log2 domain (x log2(e), exp2), and the log-sum-exp state starts at m = -5e4, d = 1, as in TVM's
+kernels, so the merged states TVM combines (tir_attention_merge_state) mean the same. RoPE inside attention
+(rotary_mode 1) is not supported: tabllm's models apply it when they split the fused QKV (RopeMode.NORMAL).
+"""
+import math
+
+import tvm
+from tvm.script import tirx as T
+
+KEYS_PER_TILE = 16
+# TVM's attention kernels are built for pages of 16 tokens (their default); the engine and the native runner
+# create the cache with that page size.
+PAGE_SIZE = 16
+LANES = 4  # float32 lanes of a 128-bit SIMD vector
+LOG2_E = math.log2(math.exp(1))
+EMPTY_MAX = -5e4  # TVM's initial running maximum (log2 domain)
+ROTARY_MODE_ERROR = "tabllm's CPU attention kernels take RoPE applied before attention (rotary_mode 0)"
+# The names of TVM's CPU kernels in a module exported with a TIRPagedKVCache, which ours take over.
+DECODE, PREFILL_PAGED, PREFILL_RAGGED = "batch_decode_paged_kv_cpu", "batch_prefill_paged_kv_cpu", "batch_prefill_ragged_kv"
+
+
+def _attend(head_dim: int):
+    """One query row against keys [0, length): key(row, d) and value(row, d) read row `row`'s element d."""
+
+    @T.macro(hygienic=False)
+    def attend(query, length, key, value, out, lse_out, sm_scale):
+        with T.sblock("attend"):
+            T.reads()  # opaque: the loops below read rows chosen at run time
+            T.writes()
+            visible: T.let[T.int32] = length
+            q_row = T.sblock_alloc_buffer((head_dim,), "float32")
+            o_row = T.sblock_alloc_buffer((head_dim,), "float32")
+            scores = T.sblock_alloc_buffer((KEYS_PER_TILE,), "float32")
+            lane_sums = T.sblock_alloc_buffer((LANES,), "float32")
+            state = T.sblock_alloc_buffer((4,), "float32")  # running max, running sum, tile max, rescale
+            for d in T.vectorized(head_dim):
+                q_row[d] = query(d) * T.float32(sm_scale * LOG2_E)
+                o_row[d] = T.float32(0)
+            state[0] = T.float32(EMPTY_MAX)
+            state[1] = T.float32(1)
+            for tile in T.serial(T.ceildiv(visible, KEYS_PER_TILE)):
+                tile_length: T.let[T.int32] = T.min(KEYS_PER_TILE, visible - tile * KEYS_PER_TILE)
+                state[2] = state[0]
+                for j in T.serial(tile_length):
+                    for lane in T.vectorized(LANES):
+                        lane_sums[lane] = T.float32(0)
+                    for i in T.serial(head_dim // LANES):
+                        for lane in T.vectorized(LANES):
+                            lane_sums[lane] += q_row[i * LANES + lane] * key(tile * KEYS_PER_TILE + j,
+                                                                             i * LANES + lane)
+                    scores[j] = (lane_sums[0] + lane_sums[1]) + (lane_sums[2] + lane_sums[3])
+                    state[2] = T.max(state[2], scores[j])
+                state[3] = T.exp2(state[0] - state[2])
+                state[0] = state[2]
+                state[1] = state[1] * state[3]
+                for d in T.vectorized(head_dim):
+                    o_row[d] = o_row[d] * state[3]
+                for j in T.serial(tile_length):
+                    scores[j] = T.exp2(scores[j] - state[0])
+                    state[1] = state[1] + scores[j]
+                    for d in T.vectorized(head_dim):
+                        o_row[d] = o_row[d] + scores[j] * value(tile * KEYS_PER_TILE + j, d)
+            for d in T.vectorized(head_dim):
+                out(d, o_row[d] / state[1])
+            lse_out(state[0] + T.log2(state[1]))
+
+    return attend
+
+
+def decode_kernel(num_kv_heads: int, num_q_heads: int, head_dim: int, page_size: int) -> tvm.tirx.PrimFunc:
+    """One new token per sequence against the sequence's pages (TVM's batch_decode_paged_kv_cpu)."""
+    group_size = num_q_heads // num_kv_heads
+    attend = _attend(head_dim)
+
+    @T.prim_func(s_tir=True)
+    def batch_decode_paged_kv_cpu(
+        Q_handle: T.handle, pages_handle: T.handle, page_table_indptr_handle: T.handle,
+        page_table_values_handle: T.handle, var_length_info: T.handle, k_rope_pos_offset_handle: T.handle,
+        q_rope_position_handle: T.handle, output_handle: T.handle, lse_handle: T.handle, rotary_mode: T.int32,
+        rope_scale: T.float32, rope_theta: T.float32, sm_scale: T.float32,
+    ):
+        T.func_attr({"tirx.is_scheduled": True, "global_symbol": DECODE})
+        B = T.int32()
+        nnz_pages = T.int32()
+        max_num_pages = T.int32()
+        page_indptr_offset = T.int32()
+        page_values_offset = T.int32()
+        k_rope_offset = T.int32()
+        q_rope_offset = T.int32()
+        length_info_offset = T.int32()
+        Q = T.match_buffer(Q_handle, (B, num_q_heads, head_dim), "float32")
+        pages = T.match_buffer(pages_handle, (max_num_pages, 2, num_kv_heads, page_size, head_dim), "float32")
+        page_indptr = T.match_buffer(page_table_indptr_handle, (B + 1,), "int32", elem_offset=page_indptr_offset)
+        page_values = T.match_buffer(page_table_values_handle, (nnz_pages,), "int32", elem_offset=page_values_offset)
+        last_page_len = T.match_buffer(var_length_info, (B,), "int32", elem_offset=length_info_offset)
+        k_rope_pos_offset = T.match_buffer(k_rope_pos_offset_handle, (B,), "int32", elem_offset=k_rope_offset)
+        q_rope_position = T.match_buffer(q_rope_position_handle, (B,), "int32", elem_offset=q_rope_offset)
+        output = T.match_buffer(output_handle, (B, num_q_heads, head_dim), "float32")
+        lse = T.match_buffer(lse_handle, (B, num_q_heads), "float32")
+        T.Assert(rotary_mode == 0, ROTARY_MODE_ERROR)
+        for b in T.serial(B):
+            for h in T.parallel(num_q_heads):
+                begin: T.let[T.int32] = page_indptr[b]
+                length: T.let[T.int32] = T.if_then_else(
+                    begin != page_indptr[b + 1], (page_indptr[b + 1] - begin - 1) * page_size + last_page_len[b], 0)
+                attend(
+                    lambda d: Q[b, h, d], length,
+                    lambda row, d: pages[page_values[begin + row // page_size], 0, h // group_size, row % page_size, d],
+                    lambda row, d: pages[page_values[begin + row // page_size], 1, h // group_size, row % page_size, d],
+                    lambda d, value: T.buffer_store(output, value, [b, h, d]),
+                    lambda value: T.buffer_store(lse, value, [b, h]),
+                    sm_scale)
+
+    return batch_decode_paged_kv_cpu
+
+
+def _visible_keys(causal, row, kv_length, q_length):
+    """How many keys query `row` of `q_length` new ones sees of `kv_length`: all, or (causal) those up to its own
+    position, as TVM's _causal_mask lets through."""
+    return T.if_then_else(causal > 0, T.max(T.min(kv_length, kv_length - q_length + row + 1), 0), kv_length)
+
+
+def prefill_paged_kernel(num_kv_heads: int, num_q_heads: int, head_dim: int, page_size: int) -> tvm.tirx.PrimFunc:
+    """New tokens against their sequence's cached pages (TVM's batch_prefill_paged_kv_cpu)."""
+    group_size = num_q_heads // num_kv_heads
+    attend = _attend(head_dim)
+
+    @T.prim_func(s_tir=True)
+    def batch_prefill_paged_kv_cpu(
+        var_q: T.handle, var_q_indptr: T.handle, var_pages: T.handle, var_page_indptr: T.handle,
+        var_page_values: T.handle, var_length_info: T.handle, var_k_rope_pos_offset: T.handle,
+        var_q_rope_position: T.handle, var_output: T.handle, var_lse: T.handle, causal: T.int32,
+        rotary_mode: T.int32, rope_scale: T.float32, rope_theta: T.float32, sm_scale: T.float32,
+    ):
+        T.func_attr({"tirx.is_scheduled": True, "global_symbol": PREFILL_PAGED})
+        batch_size = T.int32()
+        total_len = T.int32()
+        nnz_pages = T.int32()
+        max_num_pages = T.int32()
+        q_indptr_offset = T.int32()
+        page_indptr_offset = T.int32()
+        page_values_offset = T.int32()
+        k_rope_offset = T.int32()
+        q_rope_offset = T.int32()
+        length_info_offset = T.int32()
+        q = T.match_buffer(var_q, (total_len, num_q_heads, head_dim), "float32")
+        q_indptr = T.match_buffer(var_q_indptr, (batch_size + 1,), "int32", elem_offset=q_indptr_offset)
+        pages = T.match_buffer(var_pages, (max_num_pages, 2, num_kv_heads, page_size, head_dim), "float32")
+        page_indptr = T.match_buffer(var_page_indptr, (batch_size + 1,), "int32", elem_offset=page_indptr_offset)
+        page_values = T.match_buffer(var_page_values, (nnz_pages,), "int32", elem_offset=page_values_offset)
+        last_page_len = T.match_buffer(var_length_info, (batch_size,), "int32", elem_offset=length_info_offset)
+        k_rope_pos_offset = T.match_buffer(var_k_rope_pos_offset, (batch_size,), "int32", elem_offset=k_rope_offset)
+        q_rope_position = T.match_buffer(var_q_rope_position, (total_len,), "int32", elem_offset=q_rope_offset)
+        output = T.match_buffer(var_output, (total_len, num_q_heads, head_dim), "float32")
+        lse = T.match_buffer(var_lse, (total_len, num_q_heads), "float32")
+        T.Assert(rotary_mode == 0, ROTARY_MODE_ERROR)
+        for b in T.serial(batch_size):
+            q_start: T.let[T.int32] = q_indptr[b]
+            q_length: T.let[T.int32] = q_indptr[b + 1] - q_start
+            begin: T.let[T.int32] = page_indptr[b]
+            kv_length: T.let[T.int32] = T.if_then_else(
+                begin != page_indptr[b + 1], (page_indptr[b + 1] - begin - 1) * page_size + last_page_len[b], 0)
+            for pair in T.parallel(q_length * num_q_heads):
+                row: T.let[T.int32] = pair // num_q_heads
+                h: T.let[T.int32] = pair % num_q_heads
+                attend(
+                    lambda d: q[q_start + row, h, d], _visible_keys(causal, row, kv_length, q_length),
+                    lambda key, d: pages[page_values[begin + key // page_size], 0, h // group_size, key % page_size, d],
+                    lambda key, d: pages[page_values[begin + key // page_size], 1, h // group_size, key % page_size, d],
+                    lambda d, value: T.buffer_store(output, value, [q_start + row, h, d]),
+                    lambda value: T.buffer_store(lse, value, [q_start + row, h]),
+                    sm_scale)
+
+    return batch_prefill_paged_kv_cpu
+
+
+def prefill_ragged_kernel(num_kv_heads: int, num_q_heads: int, head_dim: int) -> tvm.tirx.PrimFunc:
+    """New tokens against the new tokens' own keys and values (TVM's batch_prefill_ragged_kv)."""
+    group_size = num_q_heads // num_kv_heads
+    attend = _attend(head_dim)
+
+    @T.prim_func(s_tir=True)
+    def batch_prefill_ragged_kv_cpu(
+        var_q: T.handle, var_q_indptr: T.handle, var_k: T.handle, var_v: T.handle, var_kv_indptr: T.handle,
+        var_q_rope_position: T.handle, var_k_rope_pos_offset: T.handle, var_output: T.handle, var_lse: T.handle,
+        causal: T.int32, rotary_mode: T.int32, rope_scale: T.float32, rope_theta: T.float32, sm_scale: T.float32,
+    ):
+        T.func_attr({"tirx.is_scheduled": True, "global_symbol": PREFILL_RAGGED})
+        batch_size = T.int32()
+        qo_len = T.int32()
+        kv_len = T.int32()
+        q_indptr_offset = T.int32()
+        kv_indptr_offset = T.int32()
+        q_rope_offset = T.int32()
+        k_rope_offset = T.int32()
+        q = T.match_buffer(var_q, (qo_len, num_q_heads, head_dim), "float32")
+        q_indptr = T.match_buffer(var_q_indptr, (batch_size + 1,), "int32", elem_offset=q_indptr_offset)
+        k = T.match_buffer(var_k, (kv_len, num_kv_heads, head_dim), "float32")
+        v = T.match_buffer(var_v, (kv_len, num_kv_heads, head_dim), "float32")
+        kv_indptr = T.match_buffer(var_kv_indptr, (batch_size + 1,), "int32", elem_offset=kv_indptr_offset)
+        q_rope_position = T.match_buffer(var_q_rope_position, (qo_len,), "int32", elem_offset=q_rope_offset)
+        k_rope_pos_offset = T.match_buffer(var_k_rope_pos_offset, (batch_size,), "int32", elem_offset=k_rope_offset)
+        output = T.match_buffer(var_output, (qo_len, num_q_heads, head_dim), "float32")
+        lse = T.match_buffer(var_lse, (qo_len, num_q_heads), "float32")
+        T.Assert(rotary_mode == 0, ROTARY_MODE_ERROR)
+        for b in T.serial(batch_size):
+            q_start: T.let[T.int32] = q_indptr[b]
+            q_length: T.let[T.int32] = q_indptr[b + 1] - q_start
+            kv_start: T.let[T.int32] = kv_indptr[b]
+            kv_length: T.let[T.int32] = kv_indptr[b + 1] - kv_start
+            for pair in T.parallel(q_length * num_q_heads):
+                row: T.let[T.int32] = pair // num_q_heads
+                h: T.let[T.int32] = pair % num_q_heads
+                attend(
+                    lambda d: q[q_start + row, h, d], _visible_keys(causal, row, kv_length, q_length),
+                    lambda key, d: k[kv_start + key, h // group_size, d],
+                    lambda key, d: v[kv_start + key, h // group_size, d],
+                    lambda d, value: T.buffer_store(output, value, [q_start + row, h, d]),
+                    lambda value: T.buffer_store(lse, value, [q_start + row, h]),
+                    sm_scale)
+
+    return batch_prefill_ragged_kv_cpu
+
+
+def replace_cpu_attention_kernels(mod: tvm.IRModule, num_kv_heads: int, num_q_heads: int, head_dim: int) -> None:
+    """Swap TVM's CPU attention kernels in `mod` (exported with a TIRPagedKVCache for a CPU target) for ours."""
+    for name, kernel in ((DECODE, decode_kernel(num_kv_heads, num_q_heads, head_dim, PAGE_SIZE)),
+                         (PREFILL_PAGED, prefill_paged_kernel(num_kv_heads, num_q_heads, head_dim, PAGE_SIZE)),
+                         (PREFILL_RAGGED, prefill_ragged_kernel(num_kv_heads, num_q_heads, head_dim))):
+        mod.update_func(mod.get_global_var(name), kernel)
