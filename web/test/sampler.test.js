@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { adjustLogits, argmax, sampleToken, seededRandom } from "../src/engine/sampler.js";
+import { referenceSampleToken } from "./reference-sampler.js";
 
 const NO_ADJUST = { temperature: 1, topP: 1, frequencyPenalty: 0, presencePenalty: 0, logitBias: [] };
 
@@ -83,4 +84,93 @@ test("presence and frequency penalties follow OpenAI's formula over generated co
   const negative = new Float32Array([5, 5]);
   adjustLogits(negative, { ...NO_ADJUST, presencePenalty: -1, frequencyPenalty: 0 }, new Map([[1, 3]]));
   assert.deepEqual(Array.from(negative), [5, 6]); // a negative penalty encourages repetition
+});
+
+// Equivalence with the sort-based sampler that sampleToken replaced (test/reference-sampler.js, an independent
+// copy): the same logits and the same uniform numbers must give the same token, and one number per draw.
+
+/** Logit vectors of `length` from a seeded stream, shaped as the sampler meets them and as its edge cases. */
+function logitVectors(length, seed) {
+  const random = seededRandom(seed);
+  const gaussian = () => (random() + random() + random() + random() + random() + random() - 3) * Math.SQRT2;
+  const make = (f) => Float32Array.from({ length }, f);
+  const peaked = make(() => 2.5 * gaussian());
+  for (let i = 0; i < 4; i++) peaked[Math.floor(random() * length)] = 12 + 6 * random();
+  return {
+    gaussian: make(() => 3 * gaussian()),
+    peaked,
+    flat: make(() => 1.5),
+    ties: make(() => Math.round(2 * gaussian()) / 2), // few distinct values, each shared by many tokens
+    banned: make(() => (random() < 0.3 ? -Infinity : 2 * gaussian())), // as a logit_bias of -Infinity would leave
+    biased: make(() => (random() < 0.5 ? gaussian() - 100 : gaussian())), // logit_bias -100 on half the vocabulary
+    nearlyEqual: make(() => 1 + 1e-6 * gaussian()), // distinct weights that share their high bits
+  };
+}
+
+/** A random stream that counts its calls. */
+function counting(random) {
+  const counted = () => { counted.calls++; return random(); };
+  counted.calls = 0;
+  return counted;
+}
+
+/** Draws from both samplers with two copies of one stream (and a few edge values of u); asserts they agree. */
+function assertSameDraws(logits, params, seed, draws, label) {
+  const special = [0, 0.5, 1 - 2 ** -53];
+  const stream = (s) => {
+    const random = seededRandom(s);
+    let i = 0;
+    return () => (i < special.length ? special[i++] : random());
+  };
+  const ours = counting(stream(seed)), theirs = counting(stream(seed));
+  for (let i = 0; i < draws; i++) {
+    const expected = referenceSampleToken(logits, params, theirs);
+    assert.equal(sampleToken(logits, params, ours), expected, `${label} draw ${i}`);
+    assert.equal(ours.calls, theirs.calls, `${label} draw ${i}: random() calls`);
+  }
+  assert.equal(ours.calls, params.temperature === 0 ? 0 : draws, label);
+}
+
+const TEMPERATURES = [1e-3, 0.2, 0.7, 1, 5, 100];
+const TOP_PS = [0, 0.1, 0.5, 0.9, 0.95, 1 - 1e-12, 1];
+
+test("sampleToken draws what the sort-based reference draws (small vocabularies, every setting)", () => {
+  for (const length of [1, 2, 5, 100, 1000]) {
+    for (const [name, logits] of Object.entries(logitVectors(length, length))) {
+      for (const [t, temperature] of [0, ...TEMPERATURES].entries()) {
+        for (const topP of TOP_PS) {
+          const label = `${name} n=${length} t=${temperature} p=${topP}`;
+          assertSameDraws(logits, { temperature, topP }, 100 * length + t, 12, label);
+        }
+      }
+    }
+  }
+});
+
+test("sampleToken draws what the reference draws over 49,152 logits", () => {
+  const vectors = logitVectors(49152, 7);
+  for (const name of ["peaked", "gaussian", "ties", "banned"]) {
+    for (const [temperature, topP] of [[0.2, 0.9], [0.7, 0.95], [1, 0.5], [1, 1], [100, 0.9], [1e-3, 0.1]]) {
+      assertSameDraws(vectors[name], { temperature, topP }, 3, 4, `${name} t=${temperature} p=${topP}`);
+    }
+  }
+});
+
+test("sampleToken matches the reference where NaN logits make the weights NaN", () => {
+  const logits = new Float32Array([1, NaN, 3, 2, NaN, 0.5]);
+  for (const topP of [0.5, 1]) assertSameDraws(logits, { temperature: 1, topP }, 1, 8, `top_p ${topP}`);
+  const first = new Float32Array([NaN, 1, 2]); // argmax keeps index 0: every weight is NaN
+  for (const topP of [0.5, 1]) assertSameDraws(first, { temperature: 1, topP }, 2, 4, `NaN first, top_p ${topP}`);
+});
+
+test("a fixed seed over fixed logits gives the reference's draws", () => {
+  const logits = logitVectors(49152, 2024).peaked;
+  const params = { temperature: 0.2, topP: 0.9 }; // the model's defaults, as the chat page samples
+  const draw = (sample) => {
+    const random = seededRandom(42);
+    return Array.from({ length: 20 }, () => sample(logits, params, random));
+  };
+  const tokens = draw(sampleToken);
+  assert.deepEqual(tokens, draw(referenceSampleToken));
+  assert.ok(new Set(tokens).size > 1, `${tokens}`); // a sample, not only the argmax
 });
