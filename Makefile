@@ -32,8 +32,9 @@ web/dist/.built: web/node_modules/.package-lock.json web/build.mjs $(shell find 
 model: $(VENV)/.installed
 	$(PY) -m models fetch $(DEFAULT_MODEL)
 
-# The manifest is written last: its presence means the bundle is complete.
-$(DEFAULT_BUNDLE)/manifest.json: | setup
+# The manifest is written last: its presence means the bundle is complete. Compiler sources newer than it
+# (a pull that changed the kernels or the runtime) build it again.
+$(DEFAULT_BUNDLE)/manifest.json: $(shell find compile models -name '*.py' -o -name '*.c' -o -name '*.h') | setup
 	$(PY) -m compile $(DEFAULT_MODEL) --output $(DEFAULT_BUNDLE)
 
 run: setup $(DEFAULT_BUNDLE)/manifest.json

@@ -15,7 +15,6 @@ the float32 reference of the source weights), and writes JSON with both.
 import argparse
 import json
 import os
-import platform
 import statistics
 import time
 from dataclasses import asdict
@@ -29,7 +28,7 @@ from tokenizers import Tokenizer
 
 from bench.fidelity import (Fidelity, agreeing_ids, agreeing_text, reference_text_logits, teacher_forced,
                             text_ids)
-from bench.results import PeakMemory, Result, chromium_pids
+from bench.results import PeakMemory, Result, chromium_pids, cpu_model
 from bench.site import built_web_dist, ensure_bundle
 from bench.wllama import bench_wllama
 from compile.native import NativeModel, build_native_model
@@ -186,13 +185,6 @@ def fidelity_table(rows: list[Fidelity], model: str) -> Table:
         table.add_row(r.engine, r.quantization, top1, fmt(r.kl_mean, ".2e"), fmt(r.kl_p99, ".2e"),
                       fmt(r.max_abs_logit_diff, ".3f"), greedy)
     return table
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def main() -> None:

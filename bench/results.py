@@ -1,6 +1,8 @@
-"""What every benchmark row records, and the memory sampling the rows share (a module of its own so that
-bench/__main__.py and the baselines it runs, such as bench/wllama.py, import it without importing each other)."""
+"""What every benchmark row records, the memory sampling the rows share and the machine's CPU (a module of its own
+so that bench/__main__.py, bench/context.py and the baselines they run, such as bench/wllama.py, import it without
+importing each other)."""
 import os
+import platform
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,3 +73,10 @@ def chromium_pids() -> list[int]:
         return False
 
     return [pid for pid, exe in exe_of.items() if "chrom" in exe and descends_from_us(pid)]
+
+
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()

@@ -1,9 +1,9 @@
 """What the bench's browser runs serve: the built engine and page (web/dist) and the bundles, compiled into the
-bundles directory when missing or older than the CPU library."""
+bundles directory when missing or built by another version of the compiler."""
 from pathlib import Path
 
 from compile.bundle import Bundle, load_bundle
-from compile.pipeline import LIBRARY_TARGETS, compile_bundle
+from compile.pipeline import compile_bundle, compiler_digest
 
 WEB_DIST = Path(__file__).resolve().parent.parent / "web" / "dist"
 
@@ -14,14 +14,14 @@ def built_web_dist() -> Path:
     return WEB_DIST
 
 
-def has_every_library(bundle: Bundle) -> bool:
-    """Bundles from before the CPU library existed hold only the WebGPU one."""
-    return all(any(f["path"].endswith(f"-{kind}.wasm") for f in bundle.manifest["files"]) for kind in LIBRARY_TARGETS)
+def built_by_this_compiler(bundle: Bundle) -> bool:
+    """The bench measures the current kernels: a bundle from other compiler sources is compiled again."""
+    return bundle.manifest["build"].get("compiler_digest") == compiler_digest()
 
 
 def ensure_bundle(bundles_dir: Path, model: str, quantization: str) -> Bundle:
-    """bundles_dir/MODEL-QUANTIZATION, compiled there first when it is missing or lacks a library."""
+    """bundles_dir/MODEL-QUANTIZATION, compiled there first when it is missing or built by other compiler sources."""
     path = bundles_dir / f"{model}-{quantization}"
-    if not (path / "manifest.json").is_file() or not has_every_library(load_bundle(path)):
+    if not (path / "manifest.json").is_file() or not built_by_this_compiler(load_bundle(path)):
         compile_bundle(model, quantization=quantization, output=path, report=print)
     return load_bundle(path)

@@ -1,4 +1,5 @@
 """The compile pipeline, stage by stage: fetch -> convert -> quantize -> build -> link -> write."""
+import hashlib
 import importlib.metadata
 import json
 import sys
@@ -134,9 +135,22 @@ def _check_params_match(params: list, declared: list[dict]) -> None:
         raise RuntimeError(f"converted weights do not match the model's parameters: {mismatched[:5]}")
 
 
+def compiler_digest() -> str:
+    """A hash of every source the compiler builds a bundle from (the Python of compile/ and models/, the runtime's
+    C and headers): bundles built by another compiler differ in their kernels even where the versions agree."""
+    root = Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256()
+    for path in sorted(p for folder in ("compile", "models") for p in (root / folder).rglob("*")
+                       if p.suffix in (".py", ".c", ".h")):
+        digest.update(path.relative_to(root).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 def _build_info(targets: dict, metadata: dict, options: CompileOptions, opt_level: OptLevel) -> dict:
     return {
         "tabllm": importlib.metadata.version("tabllm"),
+        "compiler_digest": compiler_digest(),
         "apache-tvm": importlib.metadata.version("apache-tvm"),
         "apache-tvm-ffi": importlib.metadata.version("apache-tvm-ffi"),
         "emcc": emcc_version(),

@@ -3,6 +3,7 @@ does not hold yet (the last answer's final token, the end-of-turn tokens and the
 reference plays the conversation; a model under test is then fed exactly the same tokens (teacher forcing), so
 its logits and greedy ids are compared step by step on identical inputs, turn after turn."""
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -11,6 +12,9 @@ from models.reference import NumpyLlama
 from models.tokenizer import chat_prompt_ids
 
 USER_TURNS = ["What is the capital of France?", "And of Italy?", "And of Spain?"]
+# A long prompt (about 400 tokens: many prefill chunks and KV pages), then a follow-up over that history.
+LONG_TEXT = " ".join((Path(__file__).resolve().parent.parent / "bench/fidelity_text.txt").read_text().split()[:300])
+LONG_USER_TURNS = [f"Summarize this text: {LONG_TEXT}", "Now say it in one sentence."]
 MAX_NEW_TOKENS = 8  # SwiftShader decodes about 2 tokens/s: short answers ("The capital of Italy is Rome.")
 
 

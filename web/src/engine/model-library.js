@@ -2,15 +2,18 @@
 // emscripten module. The CPU library (*-wasm32.wasm) runs on WebAssembly threads: it lives in a shared memory;
 // this thread instantiates it, and each extra thread (cpu-thread.js, a Web Worker) instantiates the same
 // compiled module on the same memory and then serves the library's thread pool (compile/toolchain/thread_pool.c):
-// TVM's parallel loops split their iterations across all of them. Passing a shared memory to another thread
+// TVM's parallel loops hand their tasks to all of them. Passing a shared memory to another thread
 // needs a cross-origin isolated page (COOP and COEP headers); without one the library runs on one thread.
 import * as tvmjs from "@mlc-ai/web-runtime";
+import { BundleError } from "./errors.js";
 import { createLibraryMemory, libraryImports } from "./library-imports.js";
 
 export { tvmjs }; // for pages that drive a library directly: tvmjs's classes must be those of this copy
 
 const THREAD_STACK_BYTES = 1 << 20; // the kernels keep their tiles on the stack (TVM's limit is 1 KB per buffer)
 const THREAD_STATE_BYTES = 1024; // emscripten's struct pthread needs about 200
+// Polls of a counter (some tens of microseconds) before a thread sleeps on it (thread_pool.c): longer holds a core
+// that the browser's own threads need; measured on 2 cores, 200,000 made 2 threads slower than one.
 const SPIN_ROUNDS = 20000;
 
 /**
@@ -42,6 +45,10 @@ export async function instantiateModelLibrary(library, device, threads = 1) {
     return { tvm, dispose: () => tvm.dispose() };
   }
   const module = await WebAssembly.compile(library);
+  if (!WebAssembly.Module.imports(module).some(({ kind }) => kind === "memory")) {
+    throw new BundleError("This bundle's CPU library is from an older tabllm (a single-threaded library with a "
+      + "memory of its own): compile the bundle again with `python -m compile`", "bundle_invalid");
+  }
   const memory = createLibraryMemory();
   let exports = null;
   const tvm = new tvmjs.Instance(module, {
