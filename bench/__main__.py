@@ -1,9 +1,9 @@
 """python -m bench [--model NAME] [--bundles DIR] [--decode-tokens N] [--json PATH]
 
 One run, two tables: the compiled model in the browser (the real server, headless Chromium, the default bundle
-and a q4f32_1 one, the engine on WebGPU and on the CPU through WebAssembly at 1 and 2 threads), llama.cpp compiled to WebAssembly in
-the same Chromium on the model's GGUF file (npm @wllama/wllama, 1 and 2 threads: bench/wllama.py), the native
-CPU build of the same Relax module for each quantization and the numpy reference as the baseline. Every engine
+and a q4f32_1 one, the engine on WebGPU and on the CPU through WebAssembly at 1 and 2 threads), llama.cpp
+compiled to WebAssembly in the same Chromium on the model's GGUF file (npm @wllama/wllama, 1 and 2 threads:
+bench/wllama.py), the native CPU build of the same Relax module for each quantization and the numpy reference as the baseline. Every engine
 answers the same fixed chat prompts with greedy decoding; each figure is the median over the prompts: time to
 first token, prefill and decode tokens/s. Also: load time (browser: cold in a fresh profile, then warm after a
 page reload; native: read the weights, build, quantize), peak memory (browser: PSS of all Chromium processes;

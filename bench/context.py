@@ -150,7 +150,8 @@ def main() -> None:
     points += [p for threads in THREADS for p in wllama_points(gguf, tokenizer, prompts, threads)]
 
     machine = f"{cpu_model()}, {os.cpu_count()} cores"
-    title = f"{args.model} ({DEFAULT_QUANTIZATION} bundle; wllama on its GGUF), {DECODE_TOKENS} tokens decoded; {machine}"
+    title = (f"{args.model} ({DEFAULT_QUANTIZATION} bundle; wllama on its GGUF), {DECODE_TOKENS} tokens decoded; "
+             f"{machine}")
     table = Table(title=title)
     for column in ("engine", "prompt tokens", "TTFT s", "decode tok/s greedy", "decode tok/s sampled",
                    "follow-up TTFT s", "follow-up context", "follow-up decode tok/s"):

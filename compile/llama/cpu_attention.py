@@ -28,7 +28,8 @@ LOG2_E = math.log2(math.exp(1))
 EMPTY_MAX = -5e4  # TVM's initial running maximum (log2 domain)
 ROTARY_MODE_ERROR = "tabllm's CPU attention kernels take RoPE applied before attention (rotary_mode 0)"
 # The names of TVM's CPU kernels in a module exported with a TIRPagedKVCache, which ours take over.
-DECODE, PREFILL_PAGED, PREFILL_RAGGED = "batch_decode_paged_kv_cpu", "batch_prefill_paged_kv_cpu", "batch_prefill_ragged_kv"
+DECODE, PREFILL_PAGED, PREFILL_RAGGED = ("batch_decode_paged_kv_cpu", "batch_prefill_paged_kv_cpu",
+                                         "batch_prefill_ragged_kv")
 
 
 def _attend(head_dim: int):

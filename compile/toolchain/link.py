@@ -1,8 +1,5 @@
 """Linking model objects with the cached TVM web runtime into a tvmjs-loadable .wasm (emscripten)."""
-import os
-import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Literal
 
@@ -24,33 +21,24 @@ SINGLE_THREAD_FLAGS = ("-s", "STANDALONE_WASM=1")
 # The CPU library: a shared memory imported from JS (web/src/engine/library-imports.js creates it with the same
 # initial size and this maximum, the whole wasm32 address space). A -pthread link exports what a worker thread
 # starts with (_emscripten_thread_init, emscripten_stack_set_limits, stackRestore, emscripten_tls_init).
-# emscripten has no standalone wasm with threads, so it writes its JS glue too; we keep only the .wasm.
+# emscripten has no standalone wasm with threads; "bare" output is the wasm alone, with its import and export
+# names intact (a JS+wasm link shortens them at -O2 and above, for its own glue).
 THREADS_FLAGS = (
-    "-pthread",
+    "-pthread", "--oformat=bare",
     "-s", "MAXIMUM_MEMORY=4GB",
     "-s", "EXPORTED_FUNCTIONS=_malloc,_free",
 )
-# emcc post-processes its JS glue with acorn: Debian's node-acorn (an emscripten dependency) lives here.
-DEBIAN_NODE_PATH = "/usr/share/nodejs"
 
 
 def link_wasm(output: str | Path, objects: list[str], opt_level: OptLevel, threads: bool) -> None:
     """-O1 links in about a second (tests); -O3 takes about 75 s and gives a smaller file (release).
     `threads`: the CPU library, for WebAssembly threads (see THREADS_FLAGS); else the WebGPU library."""
     runtime = ensure_runtime(threads)
-    output = Path(output)
-    with tempfile.TemporaryDirectory(prefix="tabllm-link-") as tmp:
-        if threads:
-            linked, flags = Path(tmp) / f"{output.stem}.js", THREADS_FLAGS
-        else:
-            linked, flags = Path(tmp) / output.name, SINGLE_THREAD_FLAGS
-        env = {**os.environ, "NODE_PATH": os.pathsep.join(filter(None, [os.environ.get("NODE_PATH"),
-                                                                       DEBIAN_NODE_PATH]))}
-        cmd = [find_emcc(), opt_level, *LINK_FLAGS, *flags, "-o", str(linked), *map(str, runtime.paths), *objects]
-        result = subprocess.run(cmd, capture_output=True, text=True, env=env)
-        if result.returncode != 0:
-            raise ToolchainError(f"emcc failed to link {output}:\n{result.stdout}{result.stderr}")
-        shutil.move(linked.with_suffix(".wasm"), output)
+    flags = THREADS_FLAGS if threads else SINGLE_THREAD_FLAGS
+    cmd = [find_emcc(), opt_level, *LINK_FLAGS, *flags, "-o", str(output), *map(str, runtime.paths), *objects]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise ToolchainError(f"emcc failed to link {output}:\n{result.stdout}{result.stderr}")
 
 
 def wasm_fcompile(target, opt_level: OptLevel):
