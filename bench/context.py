@@ -38,6 +38,7 @@ THREADS = (1, 2)
 DECODE_TOKENS = 32
 FOLLOW_UP = "Thank you. Which detail of this text matters most, and why?"
 SEED = 7
+MAX_SHARED_TOKENS = 8  # what one size's prompt may find cached from another's: the system turn's opening tokens
 
 
 @dataclass
@@ -57,7 +58,8 @@ def prompt_of_size(tokenizer: Tokenizer, tokenizer_config: dict, size: int) -> l
     words = TEXT.read_text(encoding="utf-8").split()
     words = words * (1 + 4 * size // len(words))
     low, high = 1, len(words)
-    messages = lambda n: [{"role": "user", "content": "Summarize this text: " + " ".join(words[:n])}]
+    messages = lambda n: [{"role": "system", "content": f"Session {size}: you summarize texts."},
+                          {"role": "user", "content": "Summarize this text: " + " ".join(words[:n])}]
     while low < high:  # the fewest words that reach `size` tokens
         middle = (low + high) // 2
         if len(chat_prompt_ids(tokenizer, tokenizer_config, messages(middle))) >= size:
@@ -78,12 +80,15 @@ def tabllm_points(bundles_dir: Path, bundle, conversations: list[list[dict]], th
                              [f"/bundles/{bundle.bundle_id}/", threads])
         assert info["threads"] == threads, info
         for messages in conversations:
-            sampled = page.evaluate(create, {"messages": messages, "max_tokens": DECODE_TOKENS + 1, "seed": SEED})
+            # First the whole prompt (each size's own system message: nothing of it is cached), then a follow-up
+            # over that history (cached), then the prompt again with sampling (only its decode counts).
             greedy = page.evaluate(create, {"messages": messages, "temperature": 0, "max_tokens": DECODE_TOKENS + 1})
+            assert greedy["usage"]["prompt_tokens_details"]["cached_tokens"] <= MAX_SHARED_TOKENS, greedy["usage"]
             history = [*messages, {"role": "assistant", "content": greedy["choices"][0]["message"]["content"]},
                        {"role": "user", "content": FOLLOW_UP}]
             follow_up = page.evaluate(create, {"messages": history, "temperature": 0,
                                                "max_tokens": DECODE_TOKENS + 1})
+            sampled = page.evaluate(create, {"messages": messages, "max_tokens": DECODE_TOKENS + 1, "seed": SEED})
             extra = lambda completion, key: completion["usage"]["extra"][key]
             points.append(Point(
                 engine, greedy["usage"]["prompt_tokens"], extra(greedy, "time_to_first_token_s"),
