@@ -235,7 +235,7 @@ function httpUrl(value) {
   return url.href;
 }
 
-/** load()'s options, checked: an object with an optional onProgress function and device name. */
+/** load()'s options, checked: an object with an optional onProgress function, device name and thread count. */
 function loadOptions(options) {
   if (options === null || typeof options !== "object" || Array.isArray(options)) {
     throw new InvalidRequestError("load() options must be an object {onProgress, device, threads}", null);

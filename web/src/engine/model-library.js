@@ -13,7 +13,8 @@ export { tvmjs }; // for pages that drive a library directly: tvmjs's classes mu
 const THREAD_STACK_BYTES = 1 << 20; // the kernels keep their tiles on the stack (TVM's limit is 1 KB per buffer)
 const THREAD_STATE_BYTES = 1024; // emscripten's struct pthread needs about 200
 // Polls of a counter (some tens of microseconds) before a thread sleeps on it (thread_pool.c): longer holds a core
-// that the browser's own threads need; measured on 2 cores, 200,000 made 2 threads slower than one.
+// that the browser's own threads need (measured on 2 cores, with a fixed share of each loop per thread: 200,000
+// made 2 threads slower than one).
 const SPIN_ROUNDS = 20000;
 
 /**
