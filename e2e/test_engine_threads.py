@@ -6,6 +6,7 @@ A page that is not cross-origin isolated cannot share the memory: it runs one th
 import pytest
 
 from e2e.browser import open_engine_page
+from e2e.test_engine_wasm import abort_a_long_story
 
 LONG_TOKENS = 40  # greedy tokens compared between thread counts, far past the reference's short answer
 
@@ -67,21 +68,7 @@ def test_by_default_one_thread_per_core(engine_page, bundle_url):
 
 def test_abort_lands_mid_generation_on_threads(engine_page, bundle_url, smollm2_greedy_case):
     engine_page.evaluate(LOAD, [bundle_url, 2])
-    result = engine_page.evaluate("""async () => {
-        const controller = new AbortController();
-        const stream = await window.engine.chat.completions.create(
-            {messages: [{role: "user", content: "Write a long story about a robot who learns to paint."}],
-             temperature: 0, max_tokens: 512, stream: true, stream_options: {include_usage: true},
-             signal: controller.signal});
-        let pieces = 0, finish = null, usage = null;
-        for await (const chunk of stream) {
-            if (chunk.choices[0]?.delta?.content) pieces += 1;
-            if (pieces === 4 && !controller.signal.aborted) controller.abort();
-            finish = chunk.choices[0]?.finish_reason ?? finish;
-            usage = chunk.usage ?? usage;
-        }
-        return {finish, usage};
-    }""")
+    result = abort_a_long_story(engine_page)
     assert result["finish"] == "abort"
     assert result["usage"]["completion_tokens"] < 64
     assert greedy(engine_page, smollm2_greedy_case["messages"], 3) == "The capital of"

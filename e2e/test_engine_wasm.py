@@ -16,6 +16,25 @@ def greedy(page, messages, max_tokens):
                          "max_tokens: n})", [messages, max_tokens])
 
 
+def abort_a_long_story(page) -> dict:
+    """Streams a greedy story of up to 512 tokens, aborts after its fourth piece: {finish, usage}."""
+    return page.evaluate("""async () => {
+        const controller = new AbortController();
+        const stream = await window.engine.chat.completions.create(
+            {messages: [{role: "user", content: "Write a long story about a robot who learns to paint."}],
+             temperature: 0, max_tokens: 512, stream: true, stream_options: {include_usage: true},
+             signal: controller.signal});
+        let pieces = 0, finish = null, usage = null;
+        for await (const chunk of stream) {
+            if (chunk.choices[0]?.delta?.content) pieces += 1;
+            if (pieces === 4 && !controller.signal.aborted) controller.abort();
+            finish = chunk.choices[0]?.finish_reason ?? finish;
+            usage = chunk.usage ?? usage;
+        }
+        return {finish, usage};
+    }""")
+
+
 def test_auto_runs_on_the_cpu_when_the_only_adapter_is_software(engine_page, bundle_url):
     loaded = engine_page.evaluate(LOAD, [bundle_url, "auto"])
     assert loaded["device"] == "wasm" and loaded["info"]["device"] == "wasm" and loaded["info"]["adapter"] is None
@@ -36,21 +55,7 @@ def test_greedy_answer_on_the_cpu_is_the_reference_answer(engine_page, smollm2_g
 
 
 def test_abort_ends_a_cpu_generation_and_the_engine_stays_usable(engine_page, smollm2_greedy_case):
-    story = [{"role": "user", "content": "Write a long story about a robot who learns to paint."}]
-    result = engine_page.evaluate("""async (messages) => {
-        const controller = new AbortController();
-        const stream = await window.engine.chat.completions.create(
-            {messages, temperature: 0, max_tokens: 512, stream: true, stream_options: {include_usage: true},
-             signal: controller.signal});
-        let pieces = 0, finish = null, usage = null;
-        for await (const chunk of stream) {
-            if (chunk.choices[0]?.delta?.content) pieces += 1;
-            if (pieces === 4 && !controller.signal.aborted) controller.abort();
-            finish = chunk.choices[0]?.finish_reason ?? finish;
-            usage = chunk.usage ?? usage;
-        }
-        return {finish, usage};
-    }""", story)
+    result = abort_a_long_story(engine_page)
     assert result["finish"] == "abort"
     assert result["usage"]["completion_tokens"] < 64  # stopped within a few steps, far short of 512
     answer = greedy(engine_page, smollm2_greedy_case["messages"], 1)
