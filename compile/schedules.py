@@ -17,9 +17,10 @@ from tvm.s_tir.dlight.base import ScheduleRule, try_inline
 from tvm.s_tir.dlight.gpu.base import GPUScheduleRule
 from tvm.target import Target
 
+from compile.quantization import CPU_TOKEN_TILE
+
 THREADS_PER_WORKGROUP = 64
 TOKENS_PER_THREAD = 8  # prefill: each decoded weight serves this many tokens
-TOKENS_PER_CPU_TILE = 2  # measured in wasm: 2 tokens per nibble converted pays, 4 spill SIMD registers
 # CPU threads take blocks of this many output features (a parallel loop gives each thread a contiguous run of
 # blocks); a block's weight rows, a few KB, stay in cache while every token tile of a prefill uses them.
 FEATURES_PER_BLOCK = 16
@@ -92,12 +93,18 @@ class QuantMatmulPerThread(GPUScheduleRule):
 
 
 class QuantMatmulGrouped(ScheduleRule):
-    """The grouped quant_matmul (quantization._quant_matmul_grouped) on a CPU. Per output feature (and per pair of
-    tokens in prefill, so each code is converted once for both): a lane sum per position in a word (8 for 4-bit
-    codes, 4 for 8-bit) kept in registers as SIMD vectors; per group the words' products are summed in
-    registers, then scaled into the lane sums; the lanes are added once per output. Blocks of output features
-    run in parallel (threads); each output's arithmetic, and so its bits, does not depend on the thread count.
-    The x_scaled and x_offset prologues run once per call."""
+    """The grouped quant_matmul (quantization._quant_matmul_grouped) on a CPU. Per output feature (and per tile of
+    CPU_TOKEN_TILE tokens in prefill, so each code is converted once for the whole tile): a lane sum per position
+    in a word (8 for 4-bit codes, 4 for 8-bit) kept in registers as SIMD vectors; per group the words' products
+    are summed in registers, then scaled into the lane sums; the lanes are added once per output. Blocks of
+    output features run in parallel (threads), each with its epilogue (the copy out of the padded rows, a
+    residual add); each output's arithmetic, and so its bits, does not depend on the thread count. The x_scaled
+    and x_offset prologues run once per call.
+
+    The accumulators stay in the default ("global") scope: TVM lowers small global allocations to stack slots,
+    which LLVM promotes to registers, but "local" ones inside a parallel loop to TVMBackendAllocWorkspace
+    calls, whose memory LLVM must assume aliases the weights: measured in V8, every partial sum then went
+    through a store and a load, and a 576x1536 q4 prefill took 0.20 ms per token against 0.095."""
 
     def apply(self, func: tirx.PrimFunc, target: Target, _: bool) -> s_tir.Schedule | None:
         if not isinstance(func, tirx.PrimFunc):
@@ -117,18 +124,18 @@ class QuantMatmulGrouped(ScheduleRule):
         feature_block, feature = sch.split(feature, factors=[None, FEATURES_PER_BLOCK])
         tiled = not isinstance(sch.get(tokens).extent, tirx.IntImm)  # prefill: a symbolic number of tokens
         if tiled:
-            token_tile, token_in_tile = sch.split(tokens, factors=[None, TOKENS_PER_CPU_TILE])
+            token_tile, token_in_tile = sch.split(tokens, factors=[None, CPU_TOKEN_TILE])
             sch.reorder(feature_block, token_tile, feature, token_in_tile)
         else:
             sch.reorder(feature_block, tokens, feature)
         sch.parallel(feature_block)
+        for consumer in sch.get_consumers(matmul):
+            sch.reverse_compute_at(consumer, feature_block)
         depth = 3  # the loops over feature blocks, tokens (or token tiles) and output features
         sch.compute_at(lane_sums, feature)
-        sch.set_scope(lane_sums, 0, "local")
         lanes, *tile, groups = sch.get_loops(lane_sums)[depth:]  # rfactor puts the factored lane iter first
         sch.reorder(groups, *tile, lanes)
         sch.compute_at(partial, groups)
-        sch.set_scope(partial, 0, "local")
         *partial_tile, partial_lanes, words = sch.get_loops(partial)[depth + 1:]
         sch.reorder(words, *partial_tile, partial_lanes)
         for block, tile_loops, lane_loop, reduction in ((partial, partial_tile, partial_lanes, words),
