@@ -6,9 +6,12 @@ TVM's CPU kernels are scalar: per key they run a 64-step dot product, an exp2 an
 the prefill kernel walks every row of the page pool (the whole context window) testing each against the
 sequence length, and the ragged kernel scores masked keys too. Measured in Chromium (wasm32, one thread) with
 SmolLM2: decode fell from 26 to 9 tokens/s as the context grew from 67 to 1,642 tokens, and a 1,642-token prompt
-took 94 s. Here, per (query, head): keys in tiles of 16 (one KV page), dot products in SIMD lanes, one online
-softmax rescale per tile, output rows updated as vectors, only the keys the mask lets through; (query, head)
-pairs run in parallel on the CPU library's threads. Each pair's arithmetic is the same whatever the thread count.
+took 94 s. Here: keys in tiles of 16 (one KV page), dot products in SIMD lanes, one online softmax rescale per
+tile, the tile's exponentials as a vector polynomial (libm's exp2f is a call per score), output lanes
+accumulated in registers over the tile's keys, only the keys the mask lets through. A prefill task is one token
+with all the query heads that share a KV head, so each key and value row is loaded once for them; a decode task
+is one query head (decode has few tasks to share among threads). Tasks run in parallel on the CPU library's
+threads; each one's arithmetic is the same whatever the thread count.
 
 Scores are in the log2 domain (x log2(e), exp2), and the log-sum-exp state starts at m = -5e4, d = 1, as in TVM's
 kernels, so the merged states TVM combines (tir_attention_merge_state) mean the same. RoPE inside attention
@@ -16,6 +19,7 @@ kernels, so the merged states TVM combines (tir_attention_merge_state) mean the 
 """
 import math
 
+import numpy as np
 import tvm
 from tvm.script import tirx as T
 
@@ -26,56 +30,89 @@ PAGE_SIZE = 16
 LANES = 4  # float32 lanes of a 128-bit SIMD vector
 LOG2_E = math.log2(math.exp(1))
 EMPTY_MAX = -5e4  # TVM's initial running maximum (log2 domain)
+# 2^f on [0, 1]: the polynomial through 6 Chebyshev nodes, coefficients from the constant term up.
+_EXP2_NODES = 0.5 + 0.5 * np.cos((2 * np.arange(6) + 1) * np.pi / 12)
+EXP2_COEFFICIENTS = tuple(float(c) for c in np.polynomial.polynomial.polyfit(_EXP2_NODES, 2.0 ** _EXP2_NODES, 5))
 ROTARY_MODE_ERROR = "tabllm's CPU attention kernels take RoPE applied before attention (rotary_mode 0)"
 # The names of TVM's CPU kernels in a module exported with a TIRPagedKVCache, which ours take over.
 DECODE, PREFILL_PAGED, PREFILL_RAGGED = ("batch_decode_paged_kv_cpu", "batch_prefill_paged_kv_cpu",
                                          "batch_prefill_ragged_kv")
 
 
+def _exp2(x):
+    """2^x for x <= 0 (scores less their running maximum) in vector arithmetic: 2^floor(x) from the exponent
+    bits, 2^frac(x) from a degree-5 polynomial (relative error 1.8e-7). T.exp2 compiles to a call of libm's
+    exp2f per score, which WebAssembly cannot vectorize."""
+    x = T.max(x, T.float32(-126))  # 2^-126, the smallest normal float, stands for every smaller value
+    whole = T.floor(x)
+    frac = x - whole
+    poly = T.float32(EXP2_COEFFICIENTS[-1])
+    for coefficient in EXP2_COEFFICIENTS[-2::-1]:
+        poly = poly * frac + T.float32(coefficient)
+    return poly * T.reinterpret("float32", T.shift_left(T.Cast("int32", whole) + 127, 23))
+
+
 def _attend(head_dim: int):
-    """One query row against keys [0, length): key(row, d) and value(row, d) read row `row`'s element d."""
+    """`rows` query rows against the same keys [0, length) (query heads that share one KV head):
+    key(row, d) and value(row, d) read key row `row`'s element d; query(r, d), out(r, d, value) and
+    lse_out(r, value) address query row r. Each key and value row is loaded once for all the rows."""
 
     @T.macro(hygienic=False)
-    def attend(query, length, key, value, out, lse_out, sm_scale):
+    def attend(rows, query, length, key, value, out, lse_out, sm_scale):
         with T.sblock("attend"):
             T.reads()  # opaque: the loops below read rows chosen at run time
             T.writes()
             visible: T.let[T.int32] = length
-            q_row = T.sblock_alloc_buffer((head_dim,), "float32")
-            o_row = T.sblock_alloc_buffer((head_dim,), "float32")
-            scores = T.sblock_alloc_buffer((KEYS_PER_TILE,), "float32")
-            lane_sums = T.sblock_alloc_buffer((LANES,), "float32")
-            state = T.sblock_alloc_buffer((4,), "float32")  # running max, running sum, tile max, rescale
-            for d in T.vectorized(head_dim):
-                q_row[d] = query(d) * T.float32(sm_scale * LOG2_E)
-                o_row[d] = T.float32(0)
-            state[0] = T.float32(EMPTY_MAX)
-            state[1] = T.float32(1)
+            q_rows = T.sblock_alloc_buffer((rows, head_dim), "float32")
+            o_rows = T.sblock_alloc_buffer((rows, head_dim), "float32")
+            scores = T.sblock_alloc_buffer((rows, KEYS_PER_TILE), "float32")
+            lane_sums = T.sblock_alloc_buffer((rows, LANES), "float32")
+            # per row: running max, running sum, max of the tile, rescale of what came before it
+            state = T.sblock_alloc_buffer((rows, 4), "float32")
+            for r in T.unroll(rows):
+                for d in T.vectorized(head_dim):
+                    q_rows[r, d] = query(r, d) * T.float32(sm_scale * LOG2_E)
+                    o_rows[r, d] = T.float32(0)
+                state[r, 0] = T.float32(EMPTY_MAX)
+                state[r, 1] = T.float32(1)
             for tile in T.serial(T.ceildiv(visible, KEYS_PER_TILE)):
                 tile_length: T.let[T.int32] = T.min(KEYS_PER_TILE, visible - tile * KEYS_PER_TILE)
-                state[2] = state[0]
                 for j in T.serial(tile_length):
-                    for lane in T.vectorized(LANES):
-                        lane_sums[lane] = T.float32(0)
-                    for i in T.serial(head_dim // LANES):
+                    for r in T.unroll(rows):
                         for lane in T.vectorized(LANES):
-                            lane_sums[lane] += q_row[i * LANES + lane] * key(tile * KEYS_PER_TILE + j,
-                                                                             i * LANES + lane)
-                    scores[j] = (lane_sums[0] + lane_sums[1]) + (lane_sums[2] + lane_sums[3])
-                    state[2] = T.max(state[2], scores[j])
-                state[3] = T.exp2(state[0] - state[2])
-                state[0] = state[2]
-                state[1] = state[1] * state[3]
-                for d in T.vectorized(head_dim):
-                    o_row[d] = o_row[d] * state[3]
-                for j in T.serial(tile_length):
-                    scores[j] = T.exp2(scores[j] - state[0])
-                    state[1] = state[1] + scores[j]
+                            lane_sums[r, lane] = T.float32(0)
+                    for i in T.serial(head_dim // LANES):
+                        for r in T.unroll(rows):
+                            for lane in T.vectorized(LANES):
+                                lane_sums[r, lane] += q_rows[r, i * LANES + lane] * key(
+                                    tile * KEYS_PER_TILE + j, i * LANES + lane)
+                    for r in T.unroll(rows):
+                        scores[r, j] = (lane_sums[r, 0] + lane_sums[r, 1]) + (lane_sums[r, 2] + lane_sums[r, 3])
+                for r in T.unroll(rows):
+                    state[r, 2] = state[r, 0]
+                    for j in T.serial(tile_length):
+                        state[r, 2] = T.max(state[r, 2], scores[r, j])
+                    state[r, 3] = _exp2(state[r, 0] - state[r, 2])
+                    state[r, 0] = state[r, 2]
+                    for j in T.vectorized(KEYS_PER_TILE):
+                        scores[r, j] = T.if_then_else(j < tile_length, _exp2(scores[r, j] - state[r, 0]),
+                                                      T.float32(0))
+                    state[r, 1] = state[r, 1] * state[r, 3]
+                    for j in T.serial(KEYS_PER_TILE):
+                        state[r, 1] = state[r, 1] + scores[r, j]
                     for d in T.vectorized(head_dim):
-                        o_row[d] = o_row[d] + scores[j] * value(tile * KEYS_PER_TILE + j, d)
-            for d in T.vectorized(head_dim):
-                out(d, o_row[d] / state[1])
-            lse_out(state[0] + T.log2(state[1]))
+                        o_rows[r, d] = o_rows[r, d] * state[r, 3]
+                # Output lanes outermost: a lane's rows accumulate over the tile's keys in registers.
+                for i in T.serial(head_dim // LANES):
+                    for j in T.serial(tile_length):
+                        for r in T.unroll(rows):
+                            for lane in T.vectorized(LANES):
+                                o_rows[r, i * LANES + lane] += scores[r, j] * value(
+                                    tile * KEYS_PER_TILE + j, i * LANES + lane)
+            for r in T.unroll(rows):
+                for d in T.vectorized(head_dim):
+                    out(r, d, o_rows[r, d] / state[r, 1])
+                lse_out(r, state[r, 0] + T.log2(state[r, 1]))
 
     return attend
 
@@ -116,12 +153,12 @@ def decode_kernel(num_kv_heads: int, num_q_heads: int, head_dim: int, page_size:
                 begin: T.let[T.int32] = page_indptr[b]
                 length: T.let[T.int32] = T.if_then_else(
                     begin != page_indptr[b + 1], (page_indptr[b + 1] - begin - 1) * page_size + last_page_len[b], 0)
-                attend(
-                    lambda d: Q[b, h, d], length,
+                attend(  # one row per thread: decode has few (query head, KV head) pairs to share
+                    1, lambda r, d: Q[b, h, d], length,
                     lambda row, d: pages[page_values[begin + row // page_size], 0, h // group_size, row % page_size, d],
                     lambda row, d: pages[page_values[begin + row // page_size], 1, h // group_size, row % page_size, d],
-                    lambda d, value: T.buffer_store(output, value, [b, h, d]),
-                    lambda value: T.buffer_store(lse, value, [b, h]),
+                    lambda r, d, value: T.buffer_store(output, value, [b, h, d]),
+                    lambda r, value: T.buffer_store(lse, value, [b, h]),
                     sm_scale)
 
     return batch_decode_paged_kv_cpu
@@ -173,15 +210,16 @@ def prefill_paged_kernel(num_kv_heads: int, num_q_heads: int, head_dim: int, pag
             begin: T.let[T.int32] = page_indptr[b]
             kv_length: T.let[T.int32] = T.if_then_else(
                 begin != page_indptr[b + 1], (page_indptr[b + 1] - begin - 1) * page_size + last_page_len[b], 0)
-            for pair in T.parallel(q_length * num_q_heads):
-                row: T.let[T.int32] = pair // num_q_heads
-                h: T.let[T.int32] = pair % num_q_heads
+            for pair in T.parallel(q_length * num_kv_heads):
+                row: T.let[T.int32] = pair // num_kv_heads
+                kv_head: T.let[T.int32] = pair % num_kv_heads
                 attend(
-                    lambda d: q[q_start + row, h, d], _visible_keys(causal, row, kv_length, q_length),
-                    lambda key, d: pages[page_values[begin + key // page_size], 0, h // group_size, key % page_size, d],
-                    lambda key, d: pages[page_values[begin + key // page_size], 1, h // group_size, key % page_size, d],
-                    lambda d, value: T.buffer_store(output, value, [q_start + row, h, d]),
-                    lambda value: T.buffer_store(lse, value, [q_start + row, h]),
+                    group_size, lambda r, d: q[q_start + row, kv_head * group_size + r, d],
+                    _visible_keys(causal, row, kv_length, q_length),
+                    lambda key, d: pages[page_values[begin + key // page_size], 0, kv_head, key % page_size, d],
+                    lambda key, d: pages[page_values[begin + key // page_size], 1, kv_head, key % page_size, d],
+                    lambda r, d, value: T.buffer_store(output, value, [q_start + row, kv_head * group_size + r, d]),
+                    lambda r, value: T.buffer_store(lse, value, [q_start + row, kv_head * group_size + r]),
                     sm_scale)
 
     return batch_prefill_paged_kv_cpu
@@ -221,15 +259,16 @@ def prefill_ragged_kernel(num_kv_heads: int, num_q_heads: int, head_dim: int) ->
             q_length: T.let[T.int32] = q_indptr[b + 1] - q_start
             kv_start: T.let[T.int32] = kv_indptr[b]
             kv_length: T.let[T.int32] = kv_indptr[b + 1] - kv_start
-            for pair in T.parallel(q_length * num_q_heads):
-                row: T.let[T.int32] = pair // num_q_heads
-                h: T.let[T.int32] = pair % num_q_heads
+            for pair in T.parallel(q_length * num_kv_heads):
+                row: T.let[T.int32] = pair // num_kv_heads
+                kv_head: T.let[T.int32] = pair % num_kv_heads
                 attend(
-                    lambda d: q[q_start + row, h, d], _visible_keys(causal, row, kv_length, q_length),
-                    lambda key, d: k[kv_start + key, h // group_size, d],
-                    lambda key, d: v[kv_start + key, h // group_size, d],
-                    lambda d, value: T.buffer_store(output, value, [q_start + row, h, d]),
-                    lambda value: T.buffer_store(lse, value, [q_start + row, h]),
+                    group_size, lambda r, d: q[q_start + row, kv_head * group_size + r, d],
+                    _visible_keys(causal, row, kv_length, q_length),
+                    lambda key, d: k[kv_start + key, kv_head, d],
+                    lambda key, d: v[kv_start + key, kv_head, d],
+                    lambda r, d, value: T.buffer_store(output, value, [q_start + row, kv_head * group_size + r, d]),
+                    lambda r, value: T.buffer_store(lse, value, [q_start + row, kv_head * group_size + r]),
                     sm_scale)
 
     return batch_prefill_ragged_kv_cpu
