@@ -17,6 +17,7 @@ from compile.options import CompileOptions
 from compile.quantization import quantize_module
 from compile.registry import get_architecture
 from compile.schedules import QuantMatmulGrouped, QuantMatmulPerThread
+from compile.webgpu_math import use_exact_webgpu_trig
 from models.llama import LlamaConfig
 from models.quantization import WeightFormat
 
@@ -124,6 +125,7 @@ def is_wasm(target: tvm.target.Target) -> bool:
 def _pipeline(target: tvm.target.Target) -> tvm.transform.Pass:
     """TVM's generic pipeline for the target's kind, with our schedules tried before dlight's (GPU)."""
     if target.kind.name == "webgpu":
+        use_exact_webgpu_trig()  # the rotary embedding's sin and cos
         backend = gpu_generic
         rules = [QuantMatmulPerThread(), dl.gpu.Matmul(), dl.gpu.GEMV(), dl.gpu.Reduction(), dl.gpu.GeneralReduction(),
                  dl.gpu.Fallback()]
