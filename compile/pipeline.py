@@ -21,7 +21,7 @@ from compile.toolchain import emcc_version, wasm32_target, wasm_fcompile, webgpu
 from models.convert import load_fp32_model
 from models.errors import UnsupportedModelError
 from models.fetch import resolve_gguf
-from models.huggingface import is_hf_checkpoint, read_hf_checkpoint
+from models.huggingface import generation_eos_ids, is_hf_checkpoint, read_hf_checkpoint
 from models.llama import LlamaConfig, check_weight_shapes, read_llama
 from models.tokenizer import write_hf_tokenizer_files, write_tokenizer_files
 
@@ -136,6 +136,9 @@ def compile_bundle(model: str, *, gguf: Path | None = None, quantization: str | 
                 config, weights = load_source(gguf, quant)
                 write_tokenizer_files(gguf, work)
             tokenizer_config = json.loads((work / "tokenizer_config.json").read_text(encoding="utf-8"))
+            stop_ids = [tokenizer_config["eos_token_id"]]
+            if checkpoint:  # the checkpoint's own generation stop tokens too
+                stop_ids += [i for i in generation_eos_ids(checkpoint) if i not in stop_ids]
         with clock.stage("quantize", f"weights -> {quantization}"):
             quantized = quant.quantize(get_architecture(config.model_type).params(config, weights))
         with clock.stage("build", f"Relax model ({quantization}) -> WebGPU kernels and wasm32 SIMD CPU code"):
@@ -152,7 +155,7 @@ def compile_bundle(model: str, *, gguf: Path | None = None, quantization: str | 
         with clock.stage("write", f"bundle -> {output}"):
             bundle = write_bundle(
                 output, model=name, quantization=quantization, params=quantized.arrays,
-                chat_config=chat_config(config, metadata, tokenizer_config, TOKENIZER_FILES),
+                chat_config=chat_config(config, metadata, tokenizer_config, TOKENIZER_FILES, stop_ids),
                 files={f: work / f for f in [*TOKENIZER_FILES, *libraries.values()]},
                 build=_build_info(targets, metadata, options, opt_level),
                 on_progress=_write_progress(report),

@@ -79,6 +79,17 @@ def read_safetensors(path: Path) -> dict[str, np.ndarray]:
     return tensors
 
 
+def generation_eos_ids(directory: Path) -> list[int]:
+    """The tokens that end a generation by the checkpoint's generation_config.json (Qwen2.5: <|im_end|> and
+    <|endoftext|>); none where it has no such file."""
+    path = directory / "generation_config.json"
+    eos = _read_json(path).get("eos_token_id") if path.is_file() else None
+    ids = eos if isinstance(eos, list) else [] if eos is None else [eos]
+    if not all(isinstance(i, int) for i in ids):
+        raise ModelError(f"{path}: eos_token_id must be a token id or a list of them, not {eos!r}")
+    return ids
+
+
 def read_hf_checkpoint(directory: Path) -> tuple[dict, dict[str, np.ndarray]]:
     """config.json as a dict, and every weight by its Hugging Face name as float32."""
     config = read_hf_config(directory)

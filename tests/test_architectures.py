@@ -111,6 +111,8 @@ def test_cli_compiles_a_checkpoint_directory(tmp_path):
     assert chat["model_type"] == "qwen3" and chat["quantization"] == "q4f32_1"  # the default for float weights
     assert chat["model_config"]["head_dim"] == 32 and chat["bos_token_id"] is None
     assert chat["conv_template"]["system_message"] == "You are a tiny test model."
+    # the tokenizer's eos (<|im_end|>), then generation_config.json's other one (<|endoftext|>)
+    assert chat["eos_token_id"] == chat["conv_template"]["stop_token_ids"] == [258, 256]
     names = {f["path"] for f in bundle.manifest["files"]}
     assert {"tiny-qwen3-q4f32_1-webgpu.wasm", "tiny-qwen3-q4f32_1-wasm32.wasm", "tokenizer.json"} <= names
     config = json.loads((output / "tokenizer_config.json").read_text())

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from models.errors import ModelError, UnsupportedModelError
-from models.huggingface import read_hf_checkpoint, read_safetensors
+from models.huggingface import generation_eos_ids, read_hf_checkpoint, read_safetensors
 from models.tokenizer import hf_tokenizer_files
 from tests.tiny_checkpoints import write_checkpoint, write_safetensors
 
@@ -68,3 +68,13 @@ def test_tokenizer_files_are_required_and_must_parse(tmp_path):
     (directory / "tokenizer.json").unlink()
     with pytest.raises(ModelError, match="tokenizer.json is missing"):
         hf_tokenizer_files(directory)
+
+
+def test_generation_stop_tokens_come_as_an_id_or_a_list(tmp_path):
+    assert generation_eos_ids(tmp_path) == []  # no generation_config.json
+    for eos, ids in [(7, [7]), ([7, 9], [7, 9]), (None, [])]:
+        (tmp_path / "generation_config.json").write_text(json.dumps({"eos_token_id": eos}))
+        assert generation_eos_ids(tmp_path) == ids
+    (tmp_path / "generation_config.json").write_text(json.dumps({"eos_token_id": "</s>"}))
+    with pytest.raises(ModelError, match="eos_token_id must be a token id"):
+        generation_eos_ids(tmp_path)

@@ -150,4 +150,6 @@ def write_checkpoint(name: str, directory: Path, seed: int = 0) -> Path:
     else:
         tokenizer_config["chat_template"] = CHAT_TEMPLATE
     (directory / "tokenizer_config.json").write_text(json.dumps(tokenizer_config, indent=1))
+    # Qwen2.5's way: generation also ends at <|endoftext|>
+    (directory / "generation_config.json").write_text(json.dumps({"eos_token_id": [258, 256]}))
     return directory
