@@ -3,26 +3,19 @@ compiled by `python -m compile DIR`'s pipeline in float32 (q0f32), served by the
 model library's ABI (e2e/pages/bundle_runner.html) on the CPU (the wasm32 library) and on WebGPU, gives
 transformers' greedy ids (tests/fixtures/<name>_transformers.json) at every step, teacher-forced, and its logits
 within 1e-4, with the 89-token prompt prefilled in chunks of 16 over six KV pages."""
-import json
-
 import numpy as np
 import pytest
 
 from compile.options import CompileOptions
 from compile.pipeline import compile_bundle
-from conftest import FIXTURES
 from e2e.test_bundle_fidelity import open_runner
-from tests.tiny_checkpoints import CHECKPOINTS, write_checkpoint
+from tests.tiny_checkpoints import CHECKPOINTS, recorded, write_checkpoint
 
 # Logits of about ±2.5 to ±5.5. Measured at most 8e-6 apart on the CPU library and 5.5e-5 on WebGPU (SwiftShader,
 # whose exp, pow and inverseSqrt are a few ULP off; with WGSL's own sin and cos in the rotary embedding, 1.5e-3:
 # compile/webgpu_math.py).
 LOGITS_ATOL = 1e-4
 OPTIONS = CompileOptions(context_window_size=256, prefill_chunk_size=16)
-
-
-def recorded(name: str) -> dict:
-    return json.loads((FIXTURES / f"{name}_transformers.json").read_text(encoding="utf-8"))
 
 
 @pytest.fixture(scope="module")

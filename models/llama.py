@@ -1,7 +1,8 @@
 """The Llama family: its config, its Hugging Face weight names and shapes, and GGUF -> float32 conversion.
 
 LlamaConfig also describes the Llama-style decoders that differ from Llama only in their attention (Qwen2's q/k/v
-biases, Qwen3's q/k norms): their architectures (compile/<arch>/) read it from their Hugging Face config.json.
+biases, Qwen3's q/k norms, Mistral's sliding window): their architectures (compile/<arch>/) read it from their
+Hugging Face config.json.
 """
 import dataclasses
 from dataclasses import dataclass, field

@@ -18,16 +18,11 @@ from compile.pipeline import load_hf_source
 from models.errors import UnsupportedModelError
 from models.quantization import round_trip
 from models.tokenizer import chat_prompt_ids, hf_tokenizer_files
-from tests.tiny_checkpoints import CHECKPOINTS, write_checkpoint
+from tests.tiny_checkpoints import CHECKPOINTS, recorded, write_checkpoint
 
-from conftest import FIXTURES
 
 LOGITS_ATOL = 1e-4
 OPTIONS = CompileOptions(context_window_size=256, prefill_chunk_size=16)  # the 89-token prompt: 6 chunks, 6 pages
-
-
-def recorded(name: str) -> dict:
-    return json.loads((FIXTURES / f"{name}_transformers.json").read_text(encoding="utf-8"))
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 
+FIXTURES = Path(__file__).parent / "fixtures"
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 CHAT_TEMPLATE = (
     "{% for message in messages %}"
@@ -46,6 +47,11 @@ CHECKPOINTS = {
                "use_sliding_window": False, "sliding_window": None, "max_window_layers": 2},
               "F16", 2, True),
 }
+
+
+def recorded(name: str) -> dict:
+    """What transformers gave on the checkpoint `name` (tests/fixtures/record_transformers.py wrote it)."""
+    return json.loads((FIXTURES / f"{name}_transformers.json").read_text(encoding="utf-8"))
 
 
 def weight_shapes(hf: dict) -> dict[str, tuple[int, ...]]:
