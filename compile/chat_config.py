@@ -47,14 +47,14 @@ def chatml_conv_template(tokenizer_config: dict) -> dict:
 CONV_TEMPLATES = {"chatml": chatml_conv_template}
 
 
-def chat_config(model_type: str, config: LlamaConfig, metadata: dict, tokenizer_config: dict,
-                tokenizer_files: list[str]) -> dict:
-    eos_id = tokenizer_config["eos_token_id"]
+def chat_config(config: LlamaConfig, metadata: dict, tokenizer_config: dict, tokenizer_files: list[str],
+                stop_token_ids: list[int]) -> dict:
+    """`stop_token_ids`: every token that ends a generation (the tokenizer's eos first)."""
     conv_template = CONV_TEMPLATES[conv_template_name(tokenizer_config)](tokenizer_config)
-    conv_template["stop_token_ids"] = [eos_id]
+    conv_template["stop_token_ids"] = stop_token_ids
     return {
         "version": "0.1.0",
-        "model_type": model_type,
+        "model_type": config.model_type,
         "quantization": metadata["quantization"],
         "weight_formats": metadata["weight_formats"],
         "model_config": config.to_dict(),
@@ -72,8 +72,8 @@ def chat_config(model_type: str, config: LlamaConfig, metadata: dict, tokenizer_
         "repetition_penalty": 1.0,
         "conv_template": conv_template,
         "pad_token_id": tokenizer_config.get("pad_token_id", 0),
-        "bos_token_id": tokenizer_config["bos_token_id"],
-        "eos_token_id": [eos_id],
+        "bos_token_id": tokenizer_config.get("bos_token_id"),  # Qwen has none
+        "eos_token_id": stop_token_ids,
         "tokenizer_files": tokenizer_files,
         "tokenizer_info": {"token_postproc_method": "byte_level", "prepend_space_in_encode": False,
                            "strip_space_in_decode": False},

@@ -8,8 +8,9 @@ import tvm
 from tvm import relax as rx
 
 from compile.build import build, export_model, native_cpu_target
-from compile.llama import CompileOptions, llama_params
+from compile.options import CompileOptions
 from compile.quantization import get_quantization
+from compile.registry import get_architecture
 from models.llama import LlamaConfig
 
 PAGE_SIZE = 16  # tokens per KV cache page, as WebLLM uses
@@ -87,6 +88,7 @@ def build_native_model(config: LlamaConfig, weights: dict, quantization: str,
                        options: CompileOptions = CompileOptions()) -> NativeModel:
     """The model library for this CPU with its weights, as compile_bundle builds it for the browser. `weights`
     come as compile.pipeline.load_source gives them for `quantization` (blocks for gguf, float32 otherwise)."""
-    quantized = get_quantization(quantization).quantize(llama_params(config, weights))
+    params = get_architecture(config.model_type).params(config, weights)
+    quantized = get_quantization(quantization).quantize(params)
     exported = export_model(config, options, quantization, quantized.formats, native_cpu_target())
     return NativeModel(build(exported), dict(quantized.arrays))

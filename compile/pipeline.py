@@ -14,13 +14,16 @@ from typing import Literal
 from compile.build import build, export_model
 from compile.bundle import Bundle, write_bundle
 from compile.chat_config import chat_config
-from compile.llama import CompileOptions, llama_params
-from compile.quantization import DEFAULT_QUANTIZATION, Quantization, get_quantization
+from compile.options import CompileOptions
+from compile.quantization import DEFAULT_QUANTIZATION, FLOAT_SOURCE_QUANTIZATION, Quantization, get_quantization
+from compile.registry import architecture_for_hf, get_architecture
 from compile.toolchain import emcc_version, wasm32_target, wasm_fcompile, webgpu_target
 from models.convert import load_fp32_model
+from models.errors import UnsupportedModelError
 from models.fetch import resolve_gguf
-from models.llama import LlamaConfig, read_llama
-from models.tokenizer import write_tokenizer_files
+from models.huggingface import generation_eos_ids, is_hf_checkpoint, read_hf_checkpoint
+from models.llama import LlamaConfig, check_weight_shapes, read_llama
+from models.tokenizer import write_hf_tokenizer_files, write_tokenizer_files
 
 OptLevel = Literal["release", "fast"]
 LINK_FLAGS = {"release": "-O3", "fast": "-O1"}
@@ -56,8 +59,16 @@ def _stderr(message: str) -> None:
 
 
 def model_name(model: str) -> str:
-    """Registry names stay; a local GGUF path becomes its lower-cased file stem."""
-    return Path(model).stem.lower() if model.endswith(".gguf") else model
+    """Registry names stay; a local GGUF path becomes its lower-cased file stem, a Hugging Face checkpoint its
+    lower-cased directory name."""
+    if model.endswith(".gguf"):
+        return Path(model).stem.lower()
+    return Path(model).resolve().name.lower() if is_hf_checkpoint(Path(model)) else model
+
+
+def default_quantization(model: str) -> str:
+    """A GGUF's own blocks where the model is a GGUF; a Hugging Face checkpoint's float weights quantized."""
+    return FLOAT_SOURCE_QUANTIZATION if is_hf_checkpoint(Path(model)) else DEFAULT_QUANTIZATION
 
 
 def default_output(model: str, quantization: str) -> Path:
@@ -82,12 +93,30 @@ def load_source(gguf: Path, quant: Quantization) -> tuple[LlamaConfig, dict]:
     return read_llama(gguf, keep_blocks=True) if quant.keeps_source_blocks else load_fp32_model(gguf)
 
 
-def compile_bundle(model: str, *, gguf: Path | None = None, quantization: str = DEFAULT_QUANTIZATION,
+def load_hf_source(directory: Path) -> tuple[LlamaConfig, dict]:
+    """The config and float32 weights of a Hugging Face checkpoint, read by the architecture its model_type names."""
+    hf_config, weights = read_hf_checkpoint(directory)
+    arch = architecture_for_hf(hf_config.get("model_type"))
+    try:
+        config = arch.config_from_hf(hf_config)
+    except KeyError as e:
+        raise UnsupportedModelError(f"{directory / 'config.json'} has no {e.args[0]!r}") from None
+    check_weight_shapes(arch.weight_shapes(config), weights)
+    return config, weights
+
+
+def compile_bundle(model: str, *, gguf: Path | None = None, quantization: str | None = None,
                    output: Path | None = None,
                    options: CompileOptions = CompileOptions(), opt_level: OptLevel = "release",
                    report: Callable[[str], None] = _stderr) -> CompileResult:
-    """`model` is a registry name or the path of a local GGUF file; `gguf` overrides where its file is."""
+    """`model` is a registry name, the path of a local GGUF file or of a Hugging Face checkpoint directory; `gguf`
+    overrides where a registry model's file is. `quantization` defaults to default_quantization(model)."""
+    checkpoint = Path(model) if gguf is None and is_hf_checkpoint(Path(model)) else None
+    quantization = quantization or default_quantization(model)
     quant = get_quantization(quantization)
+    if checkpoint and quant.keeps_source_blocks:
+        raise ValueError(f"{model} holds float weights, not GGUF blocks: choose a quantization other than "
+                         f"{quantization}")
     name = model_name(model)
     output = output or default_output(model, quantization)
     clock = StageClock(report)
@@ -96,14 +125,22 @@ def compile_bundle(model: str, *, gguf: Path | None = None, quantization: str = 
     with tempfile.TemporaryDirectory(prefix="tabllm-compile-") as tmp:
         work = Path(tmp)
         with clock.stage("fetch", f"{model}"):
-            gguf = resolve_gguf(gguf or model)
+            gguf = None if checkpoint else resolve_gguf(gguf or model)
         source = "the GGUF's own blocks" if quant.keeps_source_blocks else "float32 weights"
-        with clock.stage("convert", f"GGUF -> {source}, tokenizer.json, chat template"):
-            config, weights = load_source(gguf, quant)
-            write_tokenizer_files(gguf, work)
+        origin = "checkpoint" if checkpoint else "GGUF"
+        with clock.stage("convert", f"{origin} -> {source}, tokenizer.json, chat template"):
+            if checkpoint:
+                config, weights = load_hf_source(checkpoint)
+                write_hf_tokenizer_files(checkpoint, work)
+            else:
+                config, weights = load_source(gguf, quant)
+                write_tokenizer_files(gguf, work)
             tokenizer_config = json.loads((work / "tokenizer_config.json").read_text(encoding="utf-8"))
+            stop_ids = [tokenizer_config["eos_token_id"]]
+            if checkpoint:  # the checkpoint's own generation stop tokens too
+                stop_ids += [i for i in generation_eos_ids(checkpoint) if i not in stop_ids]
         with clock.stage("quantize", f"weights -> {quantization}"):
-            quantized = quant.quantize(llama_params(config, weights))
+            quantized = quant.quantize(get_architecture(config.model_type).params(config, weights))
         with clock.stage("build", f"Relax model ({quantization}) -> WebGPU kernels and wasm32 SIMD CPU code"):
             exports = {device: export_model(config, options, quantization, quantized.formats, target)
                        for device, target in targets.items()}
@@ -118,7 +155,7 @@ def compile_bundle(model: str, *, gguf: Path | None = None, quantization: str = 
         with clock.stage("write", f"bundle -> {output}"):
             bundle = write_bundle(
                 output, model=name, quantization=quantization, params=quantized.arrays,
-                chat_config=chat_config("llama", config, metadata, tokenizer_config, TOKENIZER_FILES),
+                chat_config=chat_config(config, metadata, tokenizer_config, TOKENIZER_FILES, stop_ids),
                 files={f: work / f for f in [*TOKENIZER_FILES, *libraries.values()]},
                 build=_build_info(targets, metadata, options, opt_level),
                 on_progress=_write_progress(report),

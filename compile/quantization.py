@@ -147,12 +147,16 @@ class _QuantParams(nn.Module):
 
 
 class QuantLinear(_QuantParams):
-    def __init__(self, in_features: int, out_features: int, fmt: WeightFormat, cpu: bool):
+    """A quantized matrix, and its float32 bias where the layer has one."""
+
+    def __init__(self, in_features: int, out_features: int, fmt: WeightFormat, cpu: bool, bias: bool = False):
         super().__init__(out_features, in_features, fmt, cpu)
         self.in_features, self.out_features = in_features, out_features
+        self.bias = nn.Parameter((out_features,), "float32") if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
-        return _quant_matmul(x, self.params(), self.fmt, self.out_features, self.in_features, self.cpu)
+        y = _quant_matmul(x, self.params(), self.fmt, self.out_features, self.in_features, self.cpu)
+        return y if self.bias is None else y + self.bias
 
 
 class QuantEmbedding(_QuantParams):
@@ -183,9 +187,7 @@ class _Quantize(nn.Mutator):
         if fmt is None:
             return self.visit(name, node)
         if isinstance(node, nn.Linear):
-            if node.bias is not None:
-                raise ValueError(f"{name}: quantized linear layers with a bias are not supported")
-            return QuantLinear(node.in_features, node.out_features, fmt, self.cpu)
+            return QuantLinear(node.in_features, node.out_features, fmt, self.cpu, bias=node.bias is not None)
         if isinstance(node, nn.Embedding):
             return QuantEmbedding(node.num, node.dim, fmt, self.cpu)
         raise ValueError(f"{name}: a {type(node).__name__} cannot hold {fmt.name} weights")
@@ -240,7 +242,8 @@ QUANTIZATIONS = {q.name: q for q in (Quantization("gguf", keeps_source_blocks=Tr
                                      Quantization("q4f32_1", keeps_source_blocks=False),
                                      Quantization("q4f32_asym", keeps_source_blocks=False),
                                      Quantization("q0f32", keeps_source_blocks=False))}
-DEFAULT_QUANTIZATION = "gguf"
+DEFAULT_QUANTIZATION = "gguf"  # for a GGUF source
+FLOAT_SOURCE_QUANTIZATION = "q4f32_1"  # for float weights (a Hugging Face checkpoint): MLC's default
 
 
 def get_quantization(name: str) -> Quantization:

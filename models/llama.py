@@ -1,6 +1,11 @@
-"""The Llama family: its config, its Hugging Face weight names and shapes, and GGUF -> float32 conversion."""
+"""The Llama family: its config, its Hugging Face weight names and shapes, and GGUF -> float32 conversion.
+
+LlamaConfig also describes the Llama-style decoders that differ from Llama only in their attention (Qwen2's q/k/v
+biases, Qwen3's q/k norms, Mistral's sliding window): their architectures (compile/<arch>/) read it from their
+Hugging Face config.json.
+"""
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +37,12 @@ class LlamaConfig:
     vocab_size: int
     tie_word_embeddings: bool
     context_length: int
+    model_type: str = ARCHITECTURE  # the architecture (compile/<model_type>/) that computes this config
+    attention_bias: bool = False  # q/k/v projections with a bias
+    # Llama 3's RoPE frequency scaling as Hugging Face writes it ({"rope_type": "llama3", "factor": ...}); None: none
+    rope_scaling: dict | None = field(default=None, hash=False)
+    # Mistral's sliding window: each token attends to the last `sliding_window` ones. None: to all of them.
+    sliding_window: int | None = None
 
     def __post_init__(self):
         if self.num_attention_heads % self.num_key_value_heads:
@@ -76,6 +87,46 @@ class LlamaConfig:
             context_length=value("context_length"),
         )
 
+    @classmethod
+    def from_hf(cls, hf: dict, **implied) -> "LlamaConfig":
+        """From a Hugging Face config.json of a Llama-style model; `implied` sets what the architecture fixes
+        (Qwen2: attention_bias=True). Refuses what the shared layers do not compute."""
+        def unsupported(what):
+            raise UnsupportedModelError(f"{hf.get('model_type')}: {what} is not supported")
+
+        if hf.get("hidden_act", "silu") != "silu":
+            unsupported(f"activation {hf['hidden_act']!r}")
+        if hf.get("mlp_bias"):
+            unsupported("an MLP with biases")
+        if hf.get("use_sliding_window"):  # Qwen's switch; its sliding_window is unused without it
+            unsupported("sliding-window attention")
+        if hf.get("partial_rotary_factor", 1.0) != 1.0:
+            unsupported("partial rotary embeddings")
+        # transformers 5 moved rope_theta and rope_scaling into rope_parameters
+        rope = dict(hf.get("rope_parameters") or hf.get("rope_scaling") or {})
+        rope_type = rope.pop("rope_type", rope.pop("type", "default"))
+        theta = rope.pop("rope_theta", hf.get("rope_theta", 10000.0))
+        if rope_type not in ("default", "llama3"):
+            unsupported(f"RoPE scaling {rope_type!r}")
+        heads = hf["num_attention_heads"]
+        fields = dict(
+            hidden_size=hf["hidden_size"],
+            intermediate_size=hf["intermediate_size"],
+            num_hidden_layers=hf["num_hidden_layers"],
+            num_attention_heads=heads,
+            num_key_value_heads=hf.get("num_key_value_heads") or heads,
+            head_dim=hf.get("head_dim") or hf["hidden_size"] // heads,
+            rope_theta=float(theta),
+            rms_norm_eps=hf["rms_norm_eps"],
+            vocab_size=hf["vocab_size"],
+            tie_word_embeddings=hf.get("tie_word_embeddings", False),
+            context_length=hf["max_position_embeddings"],
+            attention_bias=hf.get("attention_bias", False),
+            rope_scaling={"rope_type": "llama3", **rope} if rope_type == "llama3" else None,
+            sliding_window=None if "use_sliding_window" in hf else hf.get("sliding_window"),
+        )
+        return cls(**(fields | implied))
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
@@ -92,6 +143,8 @@ def hf_weight_shapes(config: LlamaConfig) -> dict[str, tuple[int, ...]]:
             p + "self_attn.q_proj.weight": (q_out, c.hidden_size),
             p + "self_attn.k_proj.weight": (kv_out, c.hidden_size),
             p + "self_attn.v_proj.weight": (kv_out, c.hidden_size),
+            **({p + "self_attn.q_proj.bias": (q_out,), p + "self_attn.k_proj.bias": (kv_out,),
+                p + "self_attn.v_proj.bias": (kv_out,)} if c.attention_bias else {}),
             p + "self_attn.o_proj.weight": (c.hidden_size, q_out),
             p + "post_attention_layernorm.weight": (c.hidden_size,),
             p + "mlp.gate_proj.weight": (c.intermediate_size, c.hidden_size),
@@ -106,7 +159,12 @@ def hf_weight_shapes(config: LlamaConfig) -> dict[str, tuple[int, ...]]:
 
 def check_weights(config: LlamaConfig, weights: dict[str, np.ndarray | BlockWeight]) -> None:
     """Every weight present with its shape; float weights in float32, matrices possibly as BlockWeights."""
-    expected = hf_weight_shapes(config)
+    check_weight_shapes(hf_weight_shapes(config), weights)
+
+
+def check_weight_shapes(expected: dict[str, tuple[int, ...]], weights: dict[str, np.ndarray | BlockWeight]) -> None:
+    """Exactly the weights of `expected` (Hugging Face names and shapes): float32 arrays, or BlockWeights for
+    matrices."""
     if weights.keys() != expected.keys():
         raise UnsupportedModelError(
             f"weights do not match the config: missing {sorted(expected.keys() - weights.keys())[:5]}, "

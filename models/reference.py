@@ -4,6 +4,7 @@ Weights use Hugging Face names and layout (see models.llama), so RoPE is HF's ro
 """
 import numpy as np
 
+from models.errors import UnsupportedModelError
 from models.llama import LlamaConfig, check_weights
 
 
@@ -29,6 +30,9 @@ class NumpyLlama:
     """prefill() and decode() append to the KV cache of one sequence; reset() starts a new one."""
 
     def __init__(self, config: LlamaConfig, weights: dict[str, np.ndarray]):
+        if config.attention_bias or config.rope_scaling or config.sliding_window:
+            raise UnsupportedModelError("the numpy reference computes plain Llama: no attention biases, RoPE scaling "
+                                        "or sliding window (transformers is the reference of the others)")
         check_weights(config, weights)
         self.config, self.w = config, weights
         self.lm_head = weights["model.embed_tokens.weight" if config.tie_word_embeddings else "lm_head.weight"]

@@ -1,8 +1,9 @@
-"""Hugging Face tokenizer files (tokenizer.json, tokenizer_config.json with the chat template) from GGUF metadata,
-and chat template rendering.
+"""Hugging Face tokenizer files (tokenizer.json, tokenizer_config.json with the chat template) from GGUF metadata
+or from a Hugging Face checkpoint, and chat template rendering.
 
-Supports tokenizer.ggml.model "gpt2" (byte-level BPE) with the "smollm" pre-tokenizer (digits split one by one),
-which reproduces SmolLM2's own tokenizer.json.
+From a GGUF: tokenizer.ggml.model "gpt2" (byte-level BPE) with the "smollm" pre-tokenizer (digits split one by
+one), which reproduces SmolLM2's own tokenizer.json. From a checkpoint: any tokenizer.json the `tokenizers` library
+reads, as it is.
 """
 import json
 from collections.abc import Mapping, Sequence
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from tokenizers import Tokenizer
 
 from models.errors import ModelError, UnsupportedModelError
 from models.gguf_file import gguf_value, open_gguf
@@ -88,6 +90,44 @@ def write_tokenizer_files(gguf_path: Path, out_dir: Path) -> None:
     tokenizer_json, config = build_tokenizer_files(gguf_path)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "tokenizer.json").write_text(json.dumps(tokenizer_json, ensure_ascii=False), encoding="utf-8")
+    (out_dir / "tokenizer_config.json").write_text(json.dumps(config, ensure_ascii=False, indent=1), encoding="utf-8")
+
+
+def hf_tokenizer_files(directory: Path) -> tuple[bytes, dict]:
+    """The contents of (tokenizer.json, tokenizer_config.json) for a Hugging Face checkpoint: its tokenizer.json
+    unchanged, and its tokenizer_config.json with the chat template (from chat_template.jinja where transformers
+    wrote it there) and the special tokens as plain strings with their ids."""
+    tokenizer_path, config_path = directory / "tokenizer.json", directory / "tokenizer_config.json"
+    try:
+        tokenizer_json = tokenizer_path.read_bytes()
+        tokenizer = Tokenizer.from_str(tokenizer_json.decode("utf-8"))
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        raise ModelError(f"{directory}: {Path(e.filename).name} is missing") from None
+    except Exception as e:  # bad UTF-8 or JSON; tokenizers raises a bare Exception for a model it cannot read
+        raise ModelError(f"{directory}: cannot read the tokenizer: {e}") from None
+    template_file = directory / "chat_template.jinja"
+    template = template_file.read_text(encoding="utf-8") if template_file.is_file() else config.get("chat_template")
+    if isinstance(template, list):  # named templates: the default one is the chat template
+        template = next((t["template"] for t in template if t.get("name") == "default"), None)
+    config["chat_template"] = template
+    for name in SPECIAL_TOKENS:
+        token = config.get(f"{name}_token")
+        if isinstance(token, dict):  # a serialised AddedToken
+            token = config[f"{name}_token"] = token["content"]
+        if token is not None:
+            token_id = tokenizer.token_to_id(token)
+            if token_id is None:
+                raise ModelError(f"{directory}: the {name} token {token!r} is not in tokenizer.json")
+            config[f"{name}_token_id"] = token_id
+    return tokenizer_json, config
+
+
+def write_hf_tokenizer_files(directory: Path, out_dir: Path) -> None:
+    """Write out_dir/tokenizer.json and out_dir/tokenizer_config.json for a Hugging Face checkpoint."""
+    tokenizer_json, config = hf_tokenizer_files(directory)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "tokenizer.json").write_bytes(tokenizer_json)
     (out_dir / "tokenizer_config.json").write_text(json.dumps(config, ensure_ascii=False, indent=1), encoding="utf-8")
 
 

@@ -1,7 +1,7 @@
 """The compiled model (native CPU build of the same module the browser gets) against the numpy reference."""
 import pytest
 
-from compile.llama import CompileOptions
+from compile.options import CompileOptions
 from compile.native import build_native_model
 from models.quantization import round_trip
 from models.reference import NumpyLlama

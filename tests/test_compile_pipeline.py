@@ -9,11 +9,12 @@ import pytest
 
 from compile.build import build, export_model, native_cpu_target
 from compile.bundle import SHARD_CAP_BYTES, read_params, verify_bundle
-from compile.llama import CompileOptions, llama_params
+from compile.options import CompileOptions
 from compile.native import NativeModel
 from compile.pipeline import STAGES, compile_bundle
 from compile.quantization import QuantizedParams, get_quantization
 from compile.toolchain import webgpu_target
+from compile.weights import decoder_params
 
 MODEL = "smollm2-135m-instruct"
 
@@ -40,7 +41,7 @@ def test_libraries_are_wasm_modules(default_compile, device):
 @pytest.fixture(scope="module")
 def quantized(smollm2_config, smollm2_blocks) -> QuantizedParams:
     """What the default compile quantizes SmolLM2's GGUF into: its own blocks, packed."""
-    return get_quantization("gguf").quantize(llama_params(smollm2_config, smollm2_blocks))
+    return get_quantization("gguf").quantize(decoder_params(smollm2_config, smollm2_blocks))
 
 
 def test_tensor_cache_covers_every_parameter_of_the_library(default_compile, smollm2_config, quantized):

@@ -4,7 +4,7 @@ across KV pages (16 tokens each; the first prompt, 37 tokens, already fills more
 about 400 tokens (chunks of 128 over 25 pages) followed by a second turn over that history."""
 import pytest
 
-from compile.llama import CompileOptions
+from compile.options import CompileOptions
 from compile.native import build_native_model
 from models.reference import NumpyLlama
 from tests.multi_turn import (CPU_LOGITS_ATOL, EXACT_QUANTIZATIONS, LONG_USER_TURNS, MIN_MARGIN, USER_TURNS, compare,

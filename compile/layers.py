@@ -1,10 +1,11 @@
-"""The Llama architecture as a tvm.relax.frontend.nn graph, with attention through TVM's paged KV cache.
+"""The building blocks of decoder-only transformers as tvm.relax.frontend.nn modules, written once for every
+architecture: the token embedding (doubling as the tied output projection), grouped-query attention through TVM's
+paged KV cache (which applies the rotary embedding, Llama-3 scaling included), the gated MLP, the pre-norm decoder
+layer and the causal LM that exports the MLC model-library ABI.
 
-Parameter names follow MLC-LLM (fused qkv_proj and gate_up_proj) so bundles interoperate; `weights.py` maps
-the Hugging Face names of models/ onto them.
+Parameter names follow MLC-LLM (fused qkv_proj and gate_up_proj) so bundles interoperate; each architecture's
+`weights.py` maps its Hugging Face names onto them.
 """
-from dataclasses import dataclass
-
 from tvm import relax as rx
 from tvm import te
 from tvm.relax.frontend import nn
@@ -12,49 +13,52 @@ from tvm.relax.frontend.nn import Tensor, op
 from tvm.relax.frontend.nn.llm.kv_cache import PagedKVCache, RopeMode, TIRPagedKVCache
 from tvm.target import Target
 
+from compile.options import CompileOptions
+from models.errors import UnsupportedModelError
 from models.llama import LlamaConfig
 
 
-@dataclass(frozen=True)
-class CompileOptions:
-    """What is fixed at compile time besides the architecture."""
-
-    context_window_size: int = 4096
-    prefill_chunk_size: int = 1024
-
-    def __post_init__(self):
-        if not 0 < self.prefill_chunk_size <= self.context_window_size:
-            raise ValueError(
-                f"prefill chunk size {self.prefill_chunk_size} must be in 1..context window "
-                f"{self.context_window_size}"
-            )
+def rms_norm(dim: int, eps: float) -> nn.RMSNorm:
+    return nn.RMSNorm(dim, -1, eps, bias=False)
 
 
-class LlamaEmbedding(nn.Embedding):
+class Embedding(nn.Embedding):
     """Token embedding whose table doubles as the output projection when embeddings are tied."""
 
     def lm_head_forward(self, x: Tensor) -> Tensor:
         return op.matmul(x, op.permute_dims(self.weight))
 
 
-class LlamaAttention(nn.Module):
-    def __init__(self, config: LlamaConfig):
+class Attention(nn.Module):
+    """Grouped-query attention over the paged KV cache, with fused q/k/v. `qkv_bias`: the projection has a bias
+    (Qwen2). `qk_norm`: q and k are RMS-normalised per head before the rotary embedding (Qwen3)."""
+
+    def __init__(self, config: LlamaConfig, *, qkv_bias: bool, qk_norm: bool):
         self.head_dim = config.head_dim
         self.num_q_heads = config.num_attention_heads
         self.num_kv_heads = config.num_key_value_heads
         qkv_features = (self.num_q_heads + 2 * self.num_kv_heads) * self.head_dim
-        self.qkv_proj = nn.Linear(config.hidden_size, qkv_features, bias=False)
+        self.qkv_proj = nn.Linear(config.hidden_size, qkv_features, bias=qkv_bias)
         self.o_proj = nn.Linear(self.num_q_heads * self.head_dim, config.hidden_size, bias=False)
+        if qk_norm:
+            self.q_norm = rms_norm(self.head_dim, config.rms_norm_eps)
+            self.k_norm = rms_norm(self.head_dim, config.rms_norm_eps)
+        self.qk_norm = qk_norm
 
     def forward(self, x: Tensor, kv_cache: PagedKVCache, layer_id: int) -> Tensor:
         b, s, _ = x.shape
         qkv = op.reshape(self.qkv_proj(x), (b, s, self.num_q_heads + 2 * self.num_kv_heads, self.head_dim))
+        if self.qk_norm:
+            q, k, v = op.split(qkv, [self.num_q_heads, self.num_q_heads + self.num_kv_heads], axis=2)
+            qkv = op.concat([self.q_norm(q), self.k_norm(k), v], dim=2)
         # The cache applies RoPE to q and k, appends k and v, and attends over everything cached so far.
         out = kv_cache.attention_with_fused_qkv(layer_id, qkv, self.num_q_heads, sm_scale=self.head_dim**-0.5)
         return self.o_proj(op.reshape(out, (b, s, self.num_q_heads * self.head_dim)))
 
 
-class LlamaMLP(nn.Module):
+class GatedMLP(nn.Module):
+    """down(silu(gate(x)) * up(x)), with gate and up fused."""
+
     def __init__(self, config: LlamaConfig):
         self.gate_up_proj = nn.Linear(config.hidden_size, 2 * config.intermediate_size, bias=False)
         self.down_proj = nn.Linear(config.intermediate_size, config.hidden_size, bias=False)
@@ -64,23 +68,28 @@ class LlamaMLP(nn.Module):
         return self.down_proj(op.silu(gate) * up)
 
 
-class LlamaDecoderLayer(nn.Module):
-    def __init__(self, config: LlamaConfig):
-        self.input_layernorm = nn.RMSNorm(config.hidden_size, -1, config.rms_norm_eps, bias=False)
-        self.self_attn = LlamaAttention(config)
-        self.post_attention_layernorm = nn.RMSNorm(config.hidden_size, -1, config.rms_norm_eps, bias=False)
-        self.mlp = LlamaMLP(config)
+class DecoderLayer(nn.Module):
+    """x + attention(norm(x)), then + mlp(norm(x))."""
+
+    def __init__(self, config: LlamaConfig, attention: Attention):
+        self.input_layernorm = rms_norm(config.hidden_size, config.rms_norm_eps)
+        self.self_attn = attention
+        self.post_attention_layernorm = rms_norm(config.hidden_size, config.rms_norm_eps)
+        self.mlp = GatedMLP(config)
 
     def forward(self, x: Tensor, kv_cache: PagedKVCache, layer_id: int) -> Tensor:
         x = x + self.self_attn(self.input_layernorm(x), kv_cache, layer_id)
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
-class LlamaModel(nn.Module):
-    def __init__(self, config: LlamaConfig):
-        self.embed_tokens = LlamaEmbedding(config.vocab_size, config.hidden_size)
-        self.layers = nn.ModuleList([LlamaDecoderLayer(config) for _ in range(config.num_hidden_layers)])
-        self.norm = nn.RMSNorm(config.hidden_size, -1, config.rms_norm_eps, bias=False)
+class DecoderModel(nn.Module):
+    def __init__(self, config: LlamaConfig, *, qkv_bias: bool, qk_norm: bool):
+        self.embed_tokens = Embedding(config.vocab_size, config.hidden_size)
+        self.layers = nn.ModuleList([
+            DecoderLayer(config, Attention(config, qkv_bias=qkv_bias, qk_norm=qk_norm))
+            for _ in range(config.num_hidden_layers)
+        ])
+        self.norm = rms_norm(config.hidden_size, config.rms_norm_eps)
 
     def forward(self, x: Tensor, kv_cache: PagedKVCache) -> Tensor:
         for layer_id, layer in enumerate(self.layers):
@@ -88,15 +97,21 @@ class LlamaModel(nn.Module):
         return self.norm(x)
 
 
-class LlamaForCausalLM(nn.Module):
-    """The exported functions follow the MLC model-library ABI: embed, prefill, decode and
-    create_tir_paged_kv_cache (the KV cache kernels depend on the target, hence `target`)."""
+class CausalLM(nn.Module):
+    """A decoder with its output projection. The exported functions follow the MLC model-library ABI: embed,
+    prefill, decode and create_tir_paged_kv_cache (the KV cache kernels depend on the target, hence `target`)."""
 
-    def __init__(self, config: LlamaConfig, options: CompileOptions, target: Target):
+    def __init__(self, config: LlamaConfig, options: CompileOptions, target: Target, *, qkv_bias: bool,
+                 qk_norm: bool):
+        if config.sliding_window and options.context_window_size > config.sliding_window:
+            raise UnsupportedModelError(
+                f"{config.model_type}: attention over a sliding window of {config.sliding_window} tokens is not "
+                f"supported; compile with a context window of at most {config.sliding_window} tokens (where the "
+                f"window holds the whole context)")
         self.config = config
         self.options = options
         self.target = target
-        self.model = LlamaModel(config)
+        self.model = DecoderModel(config, qkv_bias=qkv_bias, qk_norm=qk_norm)
         if not config.tie_word_embeddings:
             self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
 
@@ -143,7 +158,7 @@ class LlamaForCausalLM(nn.Module):
             rope_mode=RopeMode.NORMAL,  # Hugging Face rotate-half RoPE, matching the un-permuted Q/K weights
             rope_scale=1,
             rope_theta=c.rope_theta,
-            rope_scaling={},
+            rope_scaling=dict(c.rope_scaling or {}),  # e.g. Llama 3's {"rope_type": "llama3", "factor": ...}
             rope_ext_factors=rx.prim_value(0),  # relax has no Optional: 0 stands for "none"
             rotary_dim=c.head_dim,
             enable_disaggregation=False,

@@ -1,0 +1,57 @@
+"""Every architecture in Chromium against transformers: the tiny seeded checkpoint of each (tests/tiny_checkpoints.py)
+compiled by `python -m compile DIR`'s pipeline in float32 (q0f32), served by the real server and run through the
+model library's ABI (e2e/pages/bundle_runner.html) on the CPU (the wasm32 library) and on WebGPU, gives
+transformers' greedy ids (tests/fixtures/<name>_transformers.json) at every step, teacher-forced, and its logits
+within 1e-4, with the 89-token prompt prefilled in chunks of 16 over six KV pages."""
+import numpy as np
+import pytest
+
+from compile.options import CompileOptions
+from compile.pipeline import compile_bundle
+from e2e.test_bundle_fidelity import open_runner
+from tests.tiny_checkpoints import CHECKPOINTS, recorded, write_checkpoint
+
+# Logits of about ±2.5 to ±5.5. Measured at most 8e-6 apart on the CPU library and 5.5e-5 on WebGPU (SwiftShader,
+# whose exp, pow and inverseSqrt are a few ULP off; with WGSL's own sin and cos in the rotary embedding, 1.5e-3:
+# compile/webgpu_math.py).
+LOGITS_ATOL = 1e-4
+OPTIONS = CompileOptions(context_window_size=256, prefill_chunk_size=16)
+
+
+@pytest.fixture(scope="module")
+def architecture_site(serve_site, tmp_path_factory):
+    """(base URL, {checkpoint name: q0f32 bundle}): each tiny checkpoint compiled (about 10 s each) and served."""
+    bundles = tmp_path_factory.mktemp("architecture-bundles")
+    built = {}
+    for name in CHECKPOINTS:
+        checkpoint = write_checkpoint(name, tmp_path_factory.mktemp("checkpoints") / f"tiny-{name}",
+                                      recorded(name)["seed"])
+        built[name] = compile_bundle(str(checkpoint), quantization="q0f32", output=bundles / f"tiny-{name}-q0f32",
+                                     options=OPTIONS, opt_level="fast", report=lambda message: None).bundle
+    url, _ = serve_site(bundles)
+    return url, built
+
+
+@pytest.mark.parametrize("device", ["cpu", "webgpu"])
+@pytest.mark.parametrize("name", CHECKPOINTS)
+def test_bundle_gives_transformers_greedy_ids_and_logits(name, device, webgpu_browser, no_webgpu_browser,
+                                                          architecture_site):
+    case = recorded(name)
+    url, bundles = architecture_site
+    browser = webgpu_browser if device == "webgpu" else no_webgpu_browser
+    context, page, opened = open_runner(browser, url, bundles[name], device)
+    try:
+        assert opened["metadata"]["model_type"] == CHECKPOINTS[name][0]["model_type"]
+        assert (opened["adapter"] is None) == (device == "cpu")
+        prompt, greedy = case["prompt_ids"], case["greedy_ids"]
+        turns = [{"newIds": prompt, "fedIds": greedy[:-1]}]
+        [logits] = page.evaluate("r => window.conversation(r)",
+                                 {"turns": turns, "chunkSize": OPTIONS.prefill_chunk_size})
+    finally:
+        context.close()
+    logits = [np.asarray(row, np.float32) for row in logits]
+    assert [int(np.argmax(row)) for row in logits] == greedy
+    errors = {int(step): float(np.max(np.abs(logits[int(step)] - np.array(row))))
+              for step, row in case["logits"].items()}
+    print(f"{name} on {device}: max |logit - transformers'| per step {errors}")
+    assert max(errors.values()) < LOGITS_ATOL

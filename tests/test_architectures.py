@@ -1,0 +1,114 @@
+"""Every architecture against transformers: a tiny seeded checkpoint of each (tests/tiny_checkpoints.py), read as
+`python -m compile DIR` reads it and built for this CPU in float32 (q0f32), gives transformers' greedy ids exactly
+and its logits within 1e-4 (recorded by tests/fixtures/record_transformers.py), with the prompt prefilled in chunks
+over several KV pages. Also: the prompt is tokenized as transformers does, a quantized build with biases computes
+what its quantized weights say, and `python -m compile DIR` writes a bundle."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from tokenizers import Tokenizer
+
+from compile.bundle import verify_bundle
+from compile.native import build_native_model
+from compile.options import CompileOptions
+from compile.pipeline import load_hf_source
+from models.errors import UnsupportedModelError
+from models.quantization import round_trip
+from models.tokenizer import chat_prompt_ids, hf_tokenizer_files
+from tests.tiny_checkpoints import CHECKPOINTS, recorded, write_checkpoint
+
+
+LOGITS_ATOL = 1e-4
+OPTIONS = CompileOptions(context_window_size=256, prefill_chunk_size=16)  # the 89-token prompt: 6 chunks, 6 pages
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    """Factory: the checkpoint `name` as the recording saw it, written once per module."""
+    written = {}
+
+    def get(name: str):
+        if name not in written:
+            written[name] = write_checkpoint(name, tmp_path_factory.mktemp(name), recorded(name)["seed"])
+        return written[name]
+
+    return get
+
+
+@pytest.mark.parametrize("name", CHECKPOINTS)
+def test_the_prompt_is_tokenized_as_transformers_does(name, checkpoints):
+    case = recorded(name)
+    tokenizer_json, tokenizer_config = hf_tokenizer_files(checkpoints(name))
+    tokenizer = Tokenizer.from_str(tokenizer_json.decode("utf-8"))
+    assert chat_prompt_ids(tokenizer, tokenizer_config, case["messages"]) == case["prompt_ids"]
+    assert tokenizer_config["eos_token_id"] == tokenizer.token_to_id("<|im_end|>")
+
+
+@pytest.mark.parametrize("name", CHECKPOINTS)
+def test_native_float32_build_gives_transformers_greedy_ids_and_logits(name, checkpoints):
+    case = recorded(name)
+    config, weights = load_hf_source(checkpoints(name))
+    model = build_native_model(config, weights, "q0f32", OPTIONS)
+    prompt, greedy = case["prompt_ids"], case["greedy_ids"]
+    assert len(prompt) > 4 * OPTIONS.prefill_chunk_size
+
+    # Teacher-forced: the logits after the prompt and after each of transformers' greedy tokens.
+    logits = [model.prefill(prompt)] + [model.decode_one_token(t) for t in greedy[:-1]]
+    assert [int(np.argmax(row)) for row in logits] == greedy
+    errors = {int(step): float(np.max(np.abs(logits[int(step)] - np.array(row))))
+              for step, row in case["logits"].items()}
+    print(f"{name}: max |logit - transformers'| per step {errors}")
+    assert max(errors.values()) < LOGITS_ATOL
+    # Free-running greedy decoding gives the same tokens.
+    assert model.generate_greedy(prompt, len(greedy)) == greedy
+
+
+def test_a_quantized_build_with_biases_computes_its_quantized_weights(checkpoints):
+    """Qwen2's q/k/v biases stay float32 beside the 4-bit matrix; the kernels apply both."""
+    config, weights = load_hf_source(checkpoints("qwen2"))
+    assert config.attention_bias
+    prompt = recorded("qwen2")["prompt_ids"][:40]
+    quantized = build_native_model(config, weights, "q4f32_asym", OPTIONS).prefill(prompt)
+    expected = build_native_model(config, round_trip(weights, "q4f32_asym"), "q0f32", OPTIONS).prefill(prompt)
+    np.testing.assert_allclose(quantized, expected, rtol=0, atol=LOGITS_ATOL)
+
+
+def test_config_features_the_layers_do_not_compute_are_refused(checkpoints, tmp_path):
+    directory = write_checkpoint("qwen2", tmp_path / "qwen2-sliding")
+    config = json.loads((directory / "config.json").read_text())
+    (directory / "config.json").write_text(json.dumps({**config, "use_sliding_window": True, "sliding_window": 32}))
+    with pytest.raises(UnsupportedModelError, match="sliding-window attention"):
+        load_hf_source(directory)
+    (directory / "config.json").write_text(json.dumps({**config, "model_type": "gpt_neox"}))
+    with pytest.raises(UnsupportedModelError, match="model_type 'gpt_neox' is not supported.*qwen3"):
+        load_hf_source(directory)
+
+
+def test_a_sliding_window_must_hold_the_whole_context(checkpoints):
+    config, weights = load_hf_source(checkpoints("mistral"))
+    assert config.sliding_window == OPTIONS.context_window_size
+    with pytest.raises(UnsupportedModelError, match="sliding window of 256 tokens.*at most 256 tokens"):
+        build_native_model(config, weights, "q0f32", CompileOptions(context_window_size=512, prefill_chunk_size=16))
+
+
+def test_cli_compiles_a_checkpoint_directory(tmp_path):
+    directory = write_checkpoint("qwen3", tmp_path / "Tiny-Qwen3")
+    output = tmp_path / "bundle"
+    result = subprocess.run([sys.executable, "-m", "compile", str(directory), "--output", str(output),
+                             "--opt-level", "fast", "--context-window", "256", "--prefill-chunk", "32"],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    bundle = verify_bundle(output)
+    chat = json.loads((output / "mlc-chat-config.json").read_text())
+    assert chat["model_type"] == "qwen3" and chat["quantization"] == "q4f32_1"  # the default for float weights
+    assert chat["model_config"]["head_dim"] == 32 and chat["bos_token_id"] is None
+    assert chat["conv_template"]["system_message"] == "You are a tiny test model."
+    # the tokenizer's eos (<|im_end|>), then generation_config.json's other one (<|endoftext|>)
+    assert chat["eos_token_id"] == chat["conv_template"]["stop_token_ids"] == [258, 256]
+    names = {f["path"] for f in bundle.manifest["files"]}
+    assert {"tiny-qwen3-q4f32_1-webgpu.wasm", "tiny-qwen3-q4f32_1-wasm32.wasm", "tokenizer.json"} <= names
+    config = json.loads((output / "tokenizer_config.json").read_text())
+    assert config["chat_template"] == (directory / "chat_template.jinja").read_text()

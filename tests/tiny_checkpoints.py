@@ -1,0 +1,161 @@
+"""Tiny Hugging Face checkpoints of each architecture, written the same way every time from a seed: config.json (the
+architecture's real keys, small sizes), seeded random weights as safetensors, a byte-level BPE tokenizer.json and a
+ChatML chat template. tests/ compile them; tests/fixtures/record_transformers.py feeds the very same directories to
+transformers and records its greedy ids and logits (tests/fixtures/<name>_transformers.json), so the tests need no
+torch.
+"""
+import json
+from pathlib import Path
+
+import numpy as np
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+
+FIXTURES = Path(__file__).parent / "fixtures"
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if loop.first and message['role'] != 'system' %}<|im_start|>system\nYou are a tiny test model.<|im_end|>\n"
+    "{% endif %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+VOCAB_SIZE = 256 + len(SPECIAL_TOKENS)
+
+_COMMON = {
+    "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+    "num_key_value_heads": 2, "max_position_embeddings": 256, "vocab_size": VOCAB_SIZE, "hidden_act": "silu",
+    "initializer_range": 0.02, "torch_dtype": "float32",
+    "eos_token_id": 258, "pad_token_id": 256,
+}
+# name -> (config.json, weight dtype in the files, shards, chat template in chat_template.jinja rather than in
+# tokenizer_config.json)
+CHECKPOINTS = {
+    "llama3": ({**_COMMON, "model_type": "llama", "architectures": ["LlamaForCausalLM"], "rms_norm_eps": 1e-5,
+                "rope_theta": 500000.0, "tie_word_embeddings": False, "attention_bias": False, "mlp_bias": False,
+                "rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                                 "high_freq_factor": 4.0, "original_max_position_embeddings": 64}},
+               "F32", 1, False),
+    # its window holds the tests' whole context (256 tokens): the only sliding window compile/ computes
+    "mistral": ({**_COMMON, "model_type": "mistral", "architectures": ["MistralForCausalLM"], "rms_norm_eps": 1e-5,
+                 "rope_theta": 1000000.0, "tie_word_embeddings": False, "sliding_window": 256},
+                "BF16", 1, False),
+    "qwen2": ({**_COMMON, "model_type": "qwen2", "architectures": ["Qwen2ForCausalLM"], "rms_norm_eps": 1e-6,
+               "rope_theta": 1000000.0, "tie_word_embeddings": True, "use_sliding_window": False,
+               "sliding_window": None, "max_window_layers": 2},
+              "BF16", 1, False),
+    "qwen3": ({**_COMMON, "model_type": "qwen3", "architectures": ["Qwen3ForCausalLM"], "rms_norm_eps": 1e-6,
+               "rope_theta": 1000000.0, "tie_word_embeddings": True, "head_dim": 32, "attention_bias": False,
+               "use_sliding_window": False, "sliding_window": None, "max_window_layers": 2},
+              "F16", 2, True),
+}
+
+
+def recorded(name: str) -> dict:
+    """What transformers gave on the checkpoint `name` (tests/fixtures/record_transformers.py wrote it)."""
+    return json.loads((FIXTURES / f"{name}_transformers.json").read_text(encoding="utf-8"))
+
+
+def weight_shapes(hf: dict) -> dict[str, tuple[int, ...]]:
+    """Every weight of the architecture, by its Hugging Face name (what transformers' state_dict holds)."""
+    h, inter = hf["hidden_size"], hf["intermediate_size"]
+    heads, kv = hf["num_attention_heads"], hf["num_key_value_heads"]
+    hd = hf.get("head_dim") or h // heads
+    bias = hf["model_type"] == "qwen2" or hf.get("attention_bias", False)
+    shapes = {"model.embed_tokens.weight": (hf["vocab_size"], h)}
+    for i in range(hf["num_hidden_layers"]):
+        p = f"model.layers.{i}."
+        shapes |= {p + "input_layernorm.weight": (h,), p + "post_attention_layernorm.weight": (h,),
+                   p + "self_attn.q_proj.weight": (heads * hd, h), p + "self_attn.k_proj.weight": (kv * hd, h),
+                   p + "self_attn.v_proj.weight": (kv * hd, h), p + "self_attn.o_proj.weight": (h, heads * hd),
+                   p + "mlp.gate_proj.weight": (inter, h), p + "mlp.up_proj.weight": (inter, h),
+                   p + "mlp.down_proj.weight": (h, inter)}
+        if bias:
+            shapes |= {p + "self_attn.q_proj.bias": (heads * hd,), p + "self_attn.k_proj.bias": (kv * hd,),
+                       p + "self_attn.v_proj.bias": (kv * hd,)}
+        if hf["model_type"] == "qwen3":
+            shapes |= {p + "self_attn.q_norm.weight": (hd,), p + "self_attn.k_norm.weight": (hd,)}
+    shapes["model.norm.weight"] = (h,)
+    if not hf["tie_word_embeddings"]:
+        shapes["lm_head.weight"] = (hf["vocab_size"], h)
+    return shapes
+
+
+def random_weights(hf: dict, seed: int) -> dict[str, np.ndarray]:
+    """Weights large enough that the logits spread over several units (clear greedy choices) and no more (float32
+    rounding grows with them): matrices with unit gain, norms around 1, biases around 0."""
+    rng = np.random.default_rng(seed)
+    weights = {}
+    for name, shape in weight_shapes(hf).items():
+        if name.endswith("norm.weight"):
+            w = 1 + 0.2 * rng.standard_normal(shape)
+        elif name.endswith(".bias"):
+            w = 0.5 * rng.standard_normal(shape)
+        elif name == "model.embed_tokens.weight":
+            w = 0.1 * rng.standard_normal(shape)
+        elif name == "lm_head.weight":
+            w = 2 * rng.standard_normal(shape) / np.sqrt(shape[1])
+        else:
+            w = rng.standard_normal(shape) / np.sqrt(shape[1])
+        weights[name] = w.astype(np.float32)
+    return weights
+
+
+def to_dtype(w: np.ndarray, dtype: str) -> np.ndarray:
+    """float32 -> the stored dtype's bits (bfloat16: rounded to nearest even, kept as uint16)."""
+    if dtype == "F32":
+        return w.astype("<f4")
+    if dtype == "F16":
+        return w.astype("<f2")
+    bits = w.astype("<f4").view(np.uint32)
+    return ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype("<u2")
+
+
+def write_safetensors(path: Path, tensors: dict[str, np.ndarray], dtype: str) -> None:
+    header, offset, blobs = {}, 0, []
+    for name, w in tensors.items():
+        blob = to_dtype(w, dtype).tobytes()
+        header[name] = {"dtype": dtype, "shape": list(w.shape), "data_offsets": [offset, offset + len(blob)]}
+        offset += len(blob)
+        blobs.append(blob)
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)  # the data starts 8-byte aligned
+    path.write_bytes(len(text).to_bytes(8, "little") + text + b"".join(blobs))
+
+
+def byte_level_tokenizer() -> Tokenizer:
+    """Byte-level BPE with one token per byte (no merges) and the ChatML special tokens after them."""
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    tokenizer = Tokenizer(models.BPE(vocab={c: i for i, c in enumerate(sorted(alphabet))}, merges=[]))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    tokenizer.add_special_tokens(SPECIAL_TOKENS)
+    return tokenizer
+
+
+def write_checkpoint(name: str, directory: Path, seed: int = 0) -> Path:
+    """The checkpoint `name` of CHECKPOINTS in `directory` (created); returns it."""
+    hf, dtype, shards, template_file = CHECKPOINTS[name]
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "config.json").write_text(json.dumps(hf, indent=1))
+    weights = random_weights(hf, seed)
+    names = list(weights)
+    if shards == 1:
+        write_safetensors(directory / "model.safetensors", weights, dtype)
+    else:
+        weight_map = {}
+        for k in range(shards):
+            file = f"model-{k + 1:05d}-of-{shards:05d}.safetensors"
+            part = names[k * len(names) // shards:(k + 1) * len(names) // shards]
+            write_safetensors(directory / file, {n: weights[n] for n in part}, dtype)
+            weight_map |= {n: file for n in part}
+        (directory / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+    byte_level_tokenizer().save(str(directory / "tokenizer.json"))
+    tokenizer_config = {"tokenizer_class": "PreTrainedTokenizerFast", "bos_token": None, "eos_token": "<|im_end|>",
+                        "pad_token": "<|endoftext|>", "model_max_length": hf["max_position_embeddings"]}
+    if template_file:
+        (directory / "chat_template.jinja").write_text(CHAT_TEMPLATE)
+    else:
+        tokenizer_config["chat_template"] = CHAT_TEMPLATE
+    (directory / "tokenizer_config.json").write_text(json.dumps(tokenizer_config, indent=1))
+    # Qwen2.5's way: generation also ends at <|endoftext|>
+    (directory / "generation_config.json").write_text(json.dumps({"eos_token_id": [258, 256]}))
+    return directory
