@@ -77,7 +77,7 @@ test("an already aborted signal rejects with AbortError and generates nothing", 
 test("every invalid create() argument is refused before the worker is asked", async () => {
   const { engine, worker } = await loadedEngine();
   const invalid = [
-    null, { messages: [] }, { messages, n: 2 }, { messages, top_p: 3 }, { messages, stream: "yes" },
+    null, { messages: [] }, { messages, n: 0 }, { messages, top_p: 3 }, { messages, stream: "yes" },
     { messages, stream_options: { include_usage: true } }, { messages, logit_bias: { 999: 1 } }, { messages, foo: 1 },
     { messages: [{ role: "robot", content: "x" }] },
   ];

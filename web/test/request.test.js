@@ -20,19 +20,27 @@ function rejects(extra, param, code = "invalid_value") {
 test("defaults: model's sampling defaults, no limits, no stops, not streaming", () => {
   assert.deepEqual(valid({}), {
     messages, maxTokens: null, temperature: 0.2, topP: 0.9, seed: null, stop: [], frequencyPenalty: 0,
-    presencePenalty: 0, logitBias: [], stream: false, includeUsage: false,
+    presencePenalty: 0, logitBias: [], n: 1, topLogprobs: null, responseFormat: null, stream: false,
+    includeUsage: false,
   });
 });
 
 test("every supported field is normalized", () => {
   const r = valid({
     model: "x", max_completion_tokens: 5, temperature: 0, top_p: 1, seed: -3, stop: "END", frequency_penalty: 1.5,
-    presence_penalty: -2, logit_bias: { 7: -100, 42: 3 }, n: 1, stream: true, stream_options: { include_usage: true },
+    presence_penalty: -2, logit_bias: { 7: -100, 42: 3 }, n: 3, logprobs: true, top_logprobs: 20,
+    response_format: { type: "json_schema", json_schema: { name: "a-b_1", schema: { type: "object" }, strict: true } },
+    stream: true, stream_options: { include_usage: true },
   });
   assert.deepEqual(r, {
     messages, maxTokens: 5, temperature: 0, topP: 1, seed: -3, stop: ["END"], frequencyPenalty: 1.5,
-    presencePenalty: -2, logitBias: [[7, -100], [42, 3]], stream: true, includeUsage: true,
+    presencePenalty: -2, logitBias: [[7, -100], [42, 3]], n: 3, topLogprobs: 20,
+    responseFormat: { type: "json_schema", name: "a-b_1", schema: '{"type":"object"}' }, stream: true, includeUsage: true,
   });
+  assert.equal(valid({ logprobs: true }).topLogprobs, 0);
+  assert.equal(valid({ logprobs: false }).topLogprobs, null);
+  assert.deepEqual(valid({ response_format: { type: "json_object" } }).responseFormat, { type: "json_object" });
+  assert.equal(valid({ response_format: { type: "text" } }).responseFormat, null);
   assert.equal(valid({ max_tokens: 9 }).maxTokens, 9);
   assert.equal(valid({ max_tokens: 9, max_completion_tokens: 9 }).maxTokens, 9);
   assert.deepEqual(valid({ stop: ["a", "bc"] }).stop, ["a", "bc"]);
@@ -55,7 +63,22 @@ test("invalid arguments name their parameter", () => {
   rejects({ messages: [{ role: "tool", content: "x" }] }, "messages[0].role");
   rejects({ messages: [{ role: "user" }] }, "messages[0].content");
   rejects({ messages: [{ role: "user", content: [{ type: "image_url" }] }] }, "messages[0].content[0]");
-  rejects({ messages, n: 2 }, "n", "unsupported_value");
+  rejects({ messages, n: 0 }, "n");
+  rejects({ messages, n: 129 }, "n");
+  rejects({ messages, n: 1.5 }, "n");
+  rejects({ messages, logprobs: 1 }, "logprobs");
+  rejects({ messages, top_logprobs: 2 }, "top_logprobs"); // needs logprobs: true
+  rejects({ messages, logprobs: true, top_logprobs: 21 }, "top_logprobs");
+  rejects({ messages, response_format: "json" }, "response_format");
+  rejects({ messages, response_format: { type: "yaml" } }, "response_format.type");
+  rejects({ messages, response_format: { type: "json_schema" } }, "response_format.json_schema",
+    "missing_required_parameter");
+  rejects({ messages, response_format: { type: "json_schema", json_schema: { schema: {} } } },
+    "response_format.json_schema.name");
+  rejects({ messages, response_format: { type: "json_schema", json_schema: { name: "x", schema: [] } } },
+    "response_format.json_schema.schema");
+  rejects({ messages, response_format: { type: "json_schema", json_schema: { name: "x", strict: "yes" } } },
+    "response_format.json_schema.strict");
   rejects({ messages, temperature: 2.5 }, "temperature");
   rejects({ messages, temperature: "1" }, "temperature");
   rejects({ messages, top_p: -0.1 }, "top_p");

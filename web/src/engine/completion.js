@@ -9,14 +9,17 @@ export function completionMeta(model) {
 }
 
 /**
+ * One choice's delta. `logprobs`: the tokens this delta's text came from (null when logprobs were not asked for).
  * @param {CompletionMeta} meta
+ * @param {number} index the choice's index (0..n-1)
  * @param {{role?: "assistant", content?: string}} delta
- * @param {import("./generation.js").FinishReason | null} finishReason
+ * @param {{finishReason?: import("./generation.js").FinishReason | null,
+ *          logprobs?: import("./logprobs.js").TokenLogprob[] | null}} [fields]
  */
-export function contentChunk(meta, delta, finishReason = null) {
+export function choiceChunk(meta, index, delta, { finishReason = null, logprobs = null } = {}) {
   return {
     ...meta, object: "chat.completion.chunk",
-    choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReason }],
+    choices: [{ index, delta, logprobs: logprobs && { content: logprobs, refusal: null }, finish_reason: finishReason }],
   };
 }
 
@@ -43,15 +46,20 @@ export function usageOf(/** @type {import("./generation.js").GenerationResult} *
   };
 }
 
-/** A ChatCompletion from the chunks of one stream (which must include the usage chunk). */
+/** A ChatCompletion from the chunks of one stream (which must include the usage chunk): each choice's content
+ * and logprobs joined, in index order. */
 export function collectCompletion(chunks) {
-  const usage = chunks.find((c) => c.usage)?.usage;
-  const content = chunks.map((c) => c.choices[0]?.delta.content ?? "").join("");
-  const finishReason = chunks.find((c) => c.choices[0]?.finish_reason)?.choices[0].finish_reason ?? null;
+  const choices = [];
+  for (const chunk of chunks) {
+    for (const { index, delta, logprobs, finish_reason: finishReason } of chunk.choices) {
+      const choice = choices[index] ??= {
+        index, message: { role: "assistant", content: "" }, logprobs: null, finish_reason: null,
+      };
+      choice.message.content += delta.content ?? "";
+      if (logprobs) (choice.logprobs ??= { content: [], refusal: null }).content.push(...logprobs.content);
+      choice.finish_reason = finishReason ?? choice.finish_reason;
+    }
+  }
   const { id, created, model } = chunks[0];
-  return {
-    id, object: "chat.completion", created, model,
-    choices: [{ index: 0, message: { role: "assistant", content }, logprobs: null, finish_reason: finishReason }],
-    usage,
-  };
+  return { id, object: "chat.completion", created, model, choices, usage: chunks.find((c) => c.usage)?.usage };
 }
