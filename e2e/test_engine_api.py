@@ -335,3 +335,68 @@ def test_the_official_openai_client_runs_on_the_engine(api_page, smollm2_greedy_
     assert result["error"] == {"name": "BadRequestError", "status": 400, "param": "temperature",
                                "type": "invalid_request_error", "code": "invalid_value"}
     assert result["streamError"] == {"name": "BadRequestError", "status": 400, "param": "top_p"}
+
+
+WEATHER_TOOL = {"type": "function", "function": {
+    "name": "get_weather", "description": "The current weather in a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string", "maxLength": 40},
+                                                    "unit": {"enum": ["celsius", "fahrenheit"]}},
+                   "required": ["city", "unit"], "additionalProperties": False}}}
+TIME_TOOL = {"type": "function", "function": {
+    "name": "get_time", "description": "The current time in a time zone",
+    "parameters": {"type": "object", "properties": {"zone": {"type": "string", "maxLength": 40}}, "required": ["zone"]}}}
+
+
+def streamed_tool_calls(chunks) -> list[dict]:
+    """tool_calls put together from stream deltas, as the SDK's ChatCompletionStream does."""
+    calls = []
+    for chunk in chunks:
+        for delta_call in (chunk["choices"][0]["delta"].get("tool_calls") or []) if chunk["choices"] else []:
+            if delta_call["index"] == len(calls):
+                calls.append({"id": delta_call["id"], "type": delta_call["type"],
+                              "function": {"name": delta_call["function"]["name"], "arguments": ""}})
+            calls[delta_call["index"]]["function"]["arguments"] += delta_call["function"]["arguments"]
+    return calls
+
+
+def test_a_tool_call_round_trip(api_page):
+    """The model calls a function (its arguments valid against its schema), the result comes back as a "tool"
+    message, and the model answers; SmolLM2's template takes no tools, so this is the documented fallback."""
+    messages = [{"role": "user", "content": "What is the weather in Paris?"}]
+    request = {"messages": messages, "tools": [WEATHER_TOOL, TIME_TOOL], "tool_choice": "required", "temperature": 0,
+               "max_tokens": 64}
+    choice = create(api_page, request)["choices"][0]
+    assert choice["finish_reason"] == "tool_calls", choice
+    assert choice["message"]["content"] is None
+    [call] = choice["message"]["tool_calls"]
+    assert call["type"] == "function" and call["id"].startswith("call_")
+    assert call["function"]["name"] in ("get_weather", "get_time")
+    schema = {"get_weather": WEATHER_TOOL, "get_time": TIME_TOOL}[call["function"]["name"]]["function"]["parameters"]
+    assert json_schema_verdicts([{"schema": schema, "text": call["function"]["arguments"]}]) == [None]
+
+    chunks = api_page.evaluate(STREAM, request)
+    [streamed] = streamed_tool_calls(chunks)
+    assert streamed["function"] == call["function"]
+    assert [c["choices"][0]["finish_reason"] for c in chunks if c["choices"][0]["finish_reason"]] == ["tool_calls"]
+
+    history = [*messages, choice["message"], {"role": "tool", "tool_call_id": call["id"],
+                                              "content": json.dumps({"sky": "sunny", "temperature": 21})}]
+    final = create(api_page, {"messages": history, "tools": [WEATHER_TOOL, TIME_TOOL], "temperature": 0,
+                              "max_tokens": 48})["choices"][0]  # tool_choice "auto": it may call again, or answer
+    print(f"\ncall: {call['function']}; answer: {final['message']['content']!r} ({final['finish_reason']})")
+    assert final["finish_reason"] == "stop" and "tool_calls" not in final["message"]
+    assert "sunny" in final["message"]["content"]
+    unconstrained = create(api_page, {"messages": history, "tools": [WEATHER_TOOL], "tool_choice": "none",
+                                      "temperature": 0, "max_tokens": 48})["choices"][0]
+    assert "tool_calls" not in unconstrained["message"] and unconstrained["message"]["content"].strip()
+
+
+def test_a_named_tool_choice_calls_that_function(api_page):
+    choice = create(api_page, {
+        "messages": [{"role": "user", "content": "What time is it in Tokyo?"}], "tools": [WEATHER_TOOL, TIME_TOOL],
+        "tool_choice": {"type": "function", "function": {"name": "get_time"}}, "temperature": 0,
+        "max_tokens": 48})["choices"][0]
+    [call] = choice["message"]["tool_calls"]
+    assert call["function"]["name"] == "get_time" and choice["finish_reason"] == "tool_calls"
+    assert json_schema_verdicts([{"schema": TIME_TOOL["function"]["parameters"],
+                                  "text": call["function"]["arguments"]}]) == [None]

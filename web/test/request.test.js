@@ -20,7 +20,7 @@ function rejects(extra, param, code = "invalid_value") {
 test("defaults: model's sampling defaults, no limits, no stops, not streaming", () => {
   assert.deepEqual(valid({}), {
     messages, maxTokens: null, temperature: 0.2, topP: 0.9, seed: null, stop: [], frequencyPenalty: 0,
-    presencePenalty: 0, logitBias: [], n: 1, topLogprobs: null, responseFormat: null, stream: false,
+    presencePenalty: 0, logitBias: [], n: 1, topLogprobs: null, responseFormat: null, tools: null, stream: false,
     includeUsage: false,
   });
 });
@@ -35,7 +35,8 @@ test("every supported field is normalized", () => {
   assert.deepEqual(r, {
     messages, maxTokens: 5, temperature: 0, topP: 1, seed: -3, stop: ["END"], frequencyPenalty: 1.5,
     presencePenalty: -2, logitBias: [[7, -100], [42, 3]], n: 3, topLogprobs: 20,
-    responseFormat: { type: "json_schema", name: "a-b_1", schema: '{"type":"object"}' }, stream: true, includeUsage: true,
+    responseFormat: { type: "json_schema", name: "a-b_1", schema: '{"type":"object"}' }, tools: null, stream: true,
+    includeUsage: true,
   });
   assert.equal(valid({ logprobs: true }).topLogprobs, 0);
   assert.equal(valid({ logprobs: false }).topLogprobs, null);
@@ -60,7 +61,8 @@ test("invalid arguments name their parameter", () => {
   rejects({}, "messages", "missing_required_parameter");
   rejects({ messages: [] }, "messages");
   rejects({ messages: ["hi"] }, "messages[0]");
-  rejects({ messages: [{ role: "tool", content: "x" }] }, "messages[0].role");
+  rejects({ messages: [{ role: "robot", content: "x" }] }, "messages[0].role");
+  rejects({ messages: [{ role: "tool", content: "x", tool_call_id: "a" }] }, "messages[0].tool_call_id");
   rejects({ messages: [{ role: "user" }] }, "messages[0].content");
   rejects({ messages: [{ role: "user", content: [{ type: "image_url" }] }] }, "messages[0].content[0]");
   rejects({ messages, n: 0 }, "n");
@@ -99,6 +101,46 @@ test("invalid arguments name their parameter", () => {
   rejects({ messages, stream: true, stream_options: { include_usage: 1 } }, "stream_options.include_usage");
   rejects({ messages, stream: true, stream_options: { other: 1 } }, "stream_options.other", "unsupported_parameter");
   rejects({ messages, model: 3 }, "model");
-  rejects({ messages, tools: [] }, "tools", "unsupported_parameter");
+  rejects({ messages, tools: [] }, "tools");
   rejects({ messages, maxTokens: 3 }, "maxTokens", "unsupported_parameter");
+});
+
+const WEATHER = { type: "function", function: { name: "get_weather", description: "Weather in a city",
+  parameters: { type: "object", properties: { city: { type: "string" } }, required: ["city"] } } };
+const CALL = { id: "call_1", type: "function", function: { name: "get_weather", arguments: '{"city":"Paris"}' } };
+
+test("tools and tool_choice, and tool calls and results in the history", () => {
+  const functions = [{ name: "get_weather", description: "Weather in a city", parameters: WEATHER.function.parameters }];
+  assert.deepEqual(valid({ tools: [WEATHER] }).tools, { functions, choice: "auto" });
+  assert.deepEqual(valid({ tools: [WEATHER], tool_choice: "required" }).tools, { functions, choice: "required" });
+  assert.deepEqual(valid({ tools: [WEATHER], tool_choice: { type: "function", function: { name: "get_weather" } } }).tools,
+    { functions, choice: { name: "get_weather" } });
+  assert.equal(valid({ tools: [WEATHER], tool_choice: "none" }).tools, null);
+  const bare = valid({ tools: [{ type: "function", function: { name: "now" } }] }).tools.functions[0];
+  assert.deepEqual(bare, { name: "now", description: "", parameters: { type: "object", properties: {} } });
+  const history = validateChatRequest({ messages: [
+    ...messages, { role: "assistant", content: null, tool_calls: [CALL] },
+    { role: "tool", tool_call_id: "call_1", content: '{"sky":"sunny"}' },
+  ] }, MODEL).messages;
+  assert.deepEqual(history.slice(1), [
+    { role: "assistant", content: "", toolCalls: [{ id: "call_1", name: "get_weather", arguments: '{"city":"Paris"}' }] },
+    { role: "tool", content: '{"sky":"sunny"}', toolCallId: "call_1" },
+  ]);
+});
+
+test("invalid tools, tool_choice and tool messages name their parameter", () => {
+  rejects({ messages, tools: "get_weather" }, "tools");
+  rejects({ messages, tools: [{ type: "code", function: {} }] }, "tools[0]");
+  rejects({ messages, tools: [{ type: "function", function: { name: "a b" } }] }, "tools[0].function.name");
+  rejects({ messages, tools: [{ type: "function", function: { name: "f", parameters: [] } }] }, "tools[0].function.parameters");
+  rejects({ messages, tools: [WEATHER, WEATHER] }, "tools");
+  rejects({ messages, tool_choice: "required" }, "tool_choice");
+  rejects({ messages, tools: [WEATHER], tool_choice: "always" }, "tool_choice");
+  rejects({ messages, tools: [WEATHER], tool_choice: { type: "function", function: { name: "other" } } }, "tool_choice");
+  rejects({ messages, tools: [WEATHER], response_format: { type: "json_object" } }, "response_format");
+  const call = (fn) => ({ messages: [...messages, { role: "assistant", tool_calls: [{ ...CALL, function: fn }] }] });
+  rejects(call({ name: "get_weather", arguments: "{" }), "messages[1].tool_calls[0].function.arguments");
+  rejects(call({ name: "get_weather" }), "messages[1].tool_calls[0]");
+  rejects({ messages: [...messages, { role: "assistant", tool_calls: [] }] }, "messages[1].tool_calls");
+  rejects({ messages: [...messages, { role: "tool", tool_call_id: "call_1", content: "x" }] }, "messages[1].tool_call_id");
 });

@@ -23,6 +23,29 @@ export function choiceChunk(meta, index, delta, { finishReason = null, logprobs 
   };
 }
 
+/**
+ * The chunks that end a choice whose output was held back because it may hold a tool call: its text before the
+ * call, then each call as OpenAI streams one (a chunk with its id, type and name, then its arguments), then the
+ * finish: "tool_calls" when the output ended with a call. `logprobs` (all of the choice's tokens) go with the first.
+ * @param {CompletionMeta} meta @param {number} index
+ * @param {{content: string, calls: Array<{name: string, arguments: string}>}} output
+ * @param {import("./logprobs.js").TokenLogprob[] | null} logprobs
+ * @param {import("./generation.js").FinishReason} finishReason
+ */
+export function toolCallChunks(meta, index, { content, calls }, logprobs, finishReason) {
+  const deltas = [];
+  if (content) deltas.push({ content });
+  calls.forEach((call, k) => {
+    const id = `call_${crypto.randomUUID().replaceAll("-", "").slice(0, 24)}`;
+    deltas.push({ tool_calls: [{ index: k, id, type: "function", function: { name: call.name, arguments: "" } }] });
+    deltas.push({ tool_calls: [{ index: k, function: { arguments: call.arguments } }] });
+  });
+  return [
+    ...deltas.map((delta, k) => choiceChunk(meta, index, delta, { logprobs: k === 0 ? logprobs : null })),
+    choiceChunk(meta, index, {}, { finishReason: calls.length && finishReason === "stop" ? "tool_calls" : finishReason }),
+  ];
+}
+
 /** The last chunk of a stream with stream_options.include_usage: no choices, the usage. */
 export function usageChunk(meta, usage) {
   return { ...meta, object: "chat.completion.chunk", choices: [], usage };
@@ -56,10 +79,16 @@ export function collectCompletion(chunks) {
         index, message: { role: "assistant", content: "" }, logprobs: null, finish_reason: null,
       };
       choice.message.content += delta.content ?? "";
+      for (const call of delta.tool_calls ?? []) {
+        const calls = choice.message.tool_calls ??= [];
+        calls[call.index] ??= { id: call.id, type: call.type, function: { name: call.function.name, arguments: "" } };
+        calls[call.index].function.arguments += call.function.arguments;
+      }
       if (logprobs) (choice.logprobs ??= { content: [], refusal: null }).content.push(...logprobs.content);
       choice.finish_reason = finishReason ?? choice.finish_reason;
     }
   }
+  for (const choice of choices) if (choice.message.tool_calls && !choice.message.content) choice.message.content = null;
   const { id, created, model } = chunks[0];
   return { id, object: "chat.completion", created, model, choices, usage: chunks.find((c) => c.usage)?.usage };
 }

@@ -32,24 +32,27 @@ export class GrammarCompiler {
   }
 
   /**
-   * A LogitsProcessor that keeps the output inside `format`. A schema XGrammar cannot compile is an
-   * InvalidRequestError naming response_format.json_schema.schema (XGrammar aborts without saying why in its
-   * error; the reason goes to the worker's console).
-   * @param {import("./request.js").ResponseFormat} format
+   * A LogitsProcessor that keeps the output inside `grammar`: a response_format, or the structural tag of tool
+   * calls (tools.js). A schema XGrammar cannot compile is an InvalidRequestError naming
+   * response_format.json_schema.schema, or tools (XGrammar aborts without saying why in its error; the reason goes
+   * to the worker's console).
+   * @param {import("./request.js").ResponseFormat | {type: "structural_tag", format: object}} grammar
    * @returns {Promise<GrammarConstraint>}
    */
-  async constraint(format) {
+  async constraint(grammar) {
     let compiled;
     try {
-      // json_object: any JSON object. Compact JSON (no free whitespace: a small model can emit newlines
-      // forever); strict: no properties or items beyond the schema's.
-      compiled = await this.compiler.compileJSONSchema(format.type === "json_object" ? '{"type": "object"}'
-        : format.schema, false);
+      // json_object: any JSON object. No free whitespace (a small model can emit newlines forever); strict: no
+      // properties or items beyond the schema's.
+      compiled = grammar.type === "structural_tag" ? await this.compiler.compileStructuralTag(grammar)
+        : await this.compiler.compileJSONSchema(grammar.type === "json_object" ? '{"type": "object"}' : grammar.schema,
+          false);
     } catch (error) {
-      throw new InvalidRequestError(`response_format.json_schema.schema is not a JSON schema this engine can `
-        + `compile (XGrammar: ${error?.message ?? error}): supported are the JSON Schema keywords of OpenAI's `
-        + "structured outputs (type, properties, required, items, enum, const, anyOf, $ref/$defs, ...)",
-        "response_format.json_schema.schema");
+      const [param, what] = grammar.type === "structural_tag" ? ["tools", "a function's parameters"]
+        : ["response_format.json_schema.schema", "response_format.json_schema.schema"];
+      throw new InvalidRequestError(`${what} is not a JSON schema this engine can compile (XGrammar: `
+        + `${error?.message ?? error}): supported are the JSON Schema keywords of OpenAI's structured outputs `
+        + "(type, properties, required, items, enum, const, anyOf, $ref/$defs, ...)", param);
     }
     try {
       return new GrammarConstraint(await xgrammar.GrammarMatcher.createGrammarMatcher(compiled));

@@ -4,7 +4,7 @@
 // takes and sends are defined in protocol.js.
 import { Tokenizer } from "./tokenizer.js";
 import { BundleStore } from "./bundle-store.js";
-import { choiceChunk, completionMeta, usageChunk, usageOf } from "./completion.js";
+import { choiceChunk, completionMeta, toolCallChunks, usageChunk, usageOf } from "./completion.js";
 import {
   ContextLengthExceededError, EngineError, ModelNotLoadedError, WebGPUUnavailableError, toWire,
 } from "./errors.js";
@@ -17,6 +17,7 @@ import { Op, Reply } from "./protocol.js";
 import { seededRandom } from "./sampler.js";
 import { threadCount } from "./model-library.js";
 import { TokenTable } from "./token-table.js";
+import { parseToolCalls, templateInput, toolCallGrammar } from "./tools.js";
 import { TVMModel, requestWebGPU } from "./tvm-model.js";
 
 const LIBRARY_KIND = { webgpu: "webgpu", wasm: "wasm32" }; // device -> the model library it runs
@@ -196,7 +197,7 @@ function unload() {
 async function chat({ id, request }) {
   if (!loaded) throw new ModelNotLoadedError();
   const { model, tokenizer, info } = loaded;
-  const promptIds = promptIdsOf(request.messages);
+  const promptIds = promptIdsOf(request.messages, request.tools);
   const room = model.contextWindowSize - promptIds.length;
   if (room < 1 || (request.maxTokens !== null && request.maxTokens > room)) {
     throw new ContextLengthExceededError(`This model's context window is ${model.contextWindowSize} tokens; the `
@@ -205,13 +206,30 @@ async function chat({ id, request }) {
   }
   // compiled before "started", so that a schema it cannot compile rejects create() itself
   const grammarStart = performance.now();
-  const constraint = request.responseFormat && await (await grammarCompiler()).constraint(request.responseFormat);
+  const grammar = request.tools ? toolCallGrammar(request.tools) : request.responseFormat;
+  const constraint = grammar && await (await grammarCompiler()).constraint(grammar);
   const grammarInitS = (performance.now() - grammarStart) / 1000;
   post({ id, type: Reply.started });
   const meta = completionMeta(info.model);
   const send = (chunk) => post({ id, type: Reply.chunk, chunk });
   const logprobs = request.topLogprobs === null ? null
     : { top: request.topLogprobs, tokenBytes: (token) => loaded.tokenTable.bytes(token) };
+  // With tools, a choice's output is held until it ends: only then is it known to be text or a call.
+  const held = request.tools && Array.from({ length: request.n }, () => ({ text: "", logprobs: [] }));
+  const onText = (text, tokens, index) => {
+    if (!held) send(choiceChunk(meta, index, { content: text }, { logprobs: logprobs && tokens }));
+    else {
+      held[index].text += text;
+      held[index].logprobs.push(...tokens);
+    }
+  };
+  const onFinish = (finishReason, index) => {
+    if (!held) send(choiceChunk(meta, index, {}, { finishReason }));
+    else {
+      const output = parseToolCalls(held[index].text, request.tools.functions);
+      for (const chunk of toolCallChunks(meta, index, output, logprobs && held[index].logprobs, finishReason)) send(chunk);
+    }
+  };
   try {
     const result = await generate({
       model,
@@ -227,8 +245,8 @@ async function chat({ id, request }) {
       logitsProcessor: constraint,
       isAborted: () => aborted.has(id),
       onChoice: (index) => send(choiceChunk(meta, index, { role: "assistant", content: "" })),
-      onText: (text, tokens, index) => send(choiceChunk(meta, index, { content: text }, { logprobs: logprobs && tokens })),
-      onFinish: (finishReason, index) => send(choiceChunk(meta, index, {}, { finishReason })),
+      onText,
+      onFinish,
     });
     const usage = usageOf(result);
     if (constraint) usage.extra.grammar_init_s = grammarInitS; // as WebLLM's
@@ -249,9 +267,10 @@ function grammarCompiler() {
   return bundle.grammars;
 }
 
-/** The prompt token ids of a conversation: the chat template rendered, then tokenized (message text as plain
- * text: see PromptEncoder). */
-function promptIdsOf(messages) {
+/** The prompt token ids of a conversation (and its tools): the chat template rendered, then tokenized (message
+ * text as plain text: see PromptEncoder). */
+function promptIdsOf(messages, tools = null) {
   if (!loaded) throw new ModelNotLoadedError();
-  return loaded.prompts.encode(messages);
+  const input = templateInput(messages, tools, loaded.prompts.template.takesTools);
+  return loaded.prompts.encode(input.messages, input.tools);
 }
