@@ -1,7 +1,8 @@
 """OpenAI API parity of the engine, on the real SmolLM2 bundle on the CPU (`device: "wasm"`, the fast path here):
 logprobs against the numpy reference's own log-softmax, n choices from one prefill reproducible with a seed,
-structured output (response_format) validated by ajv, and the official `openai` npm client running on the engine
-through engineFetch. Timings are printed (run with -s), not asserted.
+structured output (response_format) validated by ajv, a tool-call round trip, and the official `openai` npm client
+running on the engine through engineFetch. Grammar compile times are printed (run with -s), not asserted; what
+constrained decoding costs is measured by `python -m bench.structured`.
 """
 import json
 import subprocess
@@ -269,74 +270,6 @@ def test_a_schema_that_cannot_be_compiled_is_an_invalid_request_naming_it(api_pa
     assert json.loads(ok["choices"][0]["message"]["content"])["colour"] in ("red", "green", "blue")
 
 
-def test_constrained_decoding_speed(api_page):
-    """Decode tok/s with and without a grammar over the same number of tokens, and the grammar's compile time."""
-    measure = """async ([format, schema]) => {
-        const request = {messages: [{role: "user", content: "Describe three books in JSON."}], temperature: 0,
-                         max_tokens: 64};
-        if (format) request.response_format = format;
-        const c = await window.engine.chat.completions.create(request);
-        return {tokens: c.usage.completion_tokens, tps: c.usage.extra.decode_tokens_per_s,
-                grammar: c.usage.extra.grammar_init_s ?? null, finish: c.choices[0].finish_reason};
-    }"""
-    schema = {"type": "object", "properties": {"books": {"type": "array", "items": {
-        "type": "object", "properties": {"title": {"type": "string"}, "author": {"type": "string"},
-                                         "year": {"type": "integer"}}, "required": ["title", "author", "year"]}}},
-        "required": ["books"]}
-    free = [api_page.evaluate(measure, [None, None]) for _ in range(2)]
-    constrained = [api_page.evaluate(measure, [{"type": "json_schema", "json_schema": {"name": "books", "schema": {
-        **schema, "description": f"run {i}"}}}, None]) for i in range(2)]
-    print(f"\nunconstrained: {[round(r['tps'], 1) for r in free]} tok/s; constrained: "
-          f"{[round(r['tps'], 1) for r in constrained]} tok/s; grammar compile "
-          f"{[round(r['grammar'] * 1000) for r in constrained]} ms")
-    assert all(r["grammar"] is not None for r in constrained)
-
-
-SDK = """async ([path, request]) => {
-    const { OpenAI } = await import(path);
-    const client = new OpenAI({ fetch: window.engineModule.engineFetch(window.engine), apiKey: "local",
-                                baseURL: "http://tab.local/v1", dangerouslyAllowBrowser: true });
-    const completion = await client.chat.completions.create(request);
-    const chunks = [];
-    for await (const chunk of await client.chat.completions.create({...request, stream: true,
-                                                                     stream_options: {include_usage: true}})) {
-        chunks.push(chunk);
-    }
-    let error = null;
-    try {
-        await client.chat.completions.create({...request, temperature: 7});
-    } catch (e) {
-        error = {name: e.constructor.name, status: e.status, param: e.param, type: e.type, code: e.code};
-    }
-    let streamError = null;
-    try {
-        for await (const chunk of await client.chat.completions.create({...request, stream: true, top_p: -1})) {}
-    } catch (e) {
-        streamError = {name: e.constructor.name, status: e.status, param: e.param};
-    }
-    return {completion, chunks, error, streamError};
-}"""
-
-
-def test_the_official_openai_client_runs_on_the_engine(api_page, smollm2_greedy_case):
-    request = {"model": "smollm2-135m-instruct-gguf", "messages": smollm2_greedy_case["messages"], "temperature": 0,
-               "max_tokens": 4, "logprobs": True, "top_logprobs": 2}
-    result = api_page.evaluate(SDK, [DEPS_PATH, request])
-    completion = result["completion"]
-    assert completion["object"] == "chat.completion"
-    assert completion["choices"][0]["message"]["content"] == "The capital of France"
-    assert completion["choices"][0]["finish_reason"] == "length"
-    assert len(completion["choices"][0]["logprobs"]["content"]) == 4
-    chunks = result["chunks"]
-    assert all(c["object"] == "chat.completion.chunk" for c in chunks)
-    assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"]) == \
-        "The capital of France"
-    assert chunks[-1]["usage"]["completion_tokens"] == 4
-    assert result["error"] == {"name": "BadRequestError", "status": 400, "param": "temperature",
-                               "type": "invalid_request_error", "code": "invalid_value"}
-    assert result["streamError"] == {"name": "BadRequestError", "status": 400, "param": "top_p"}
-
-
 WEATHER_TOOL = {"type": "function", "function": {
     "name": "get_weather", "description": "The current weather in a city",
     "parameters": {"type": "object", "properties": {"city": {"type": "string", "maxLength": 40},
@@ -399,4 +332,58 @@ def test_a_named_tool_choice_calls_that_function(api_page):
     [call] = choice["message"]["tool_calls"]
     assert call["function"]["name"] == "get_time" and choice["finish_reason"] == "tool_calls"
     assert json_schema_verdicts([{"schema": TIME_TOOL["function"]["parameters"],
+                                  "text": call["function"]["arguments"]}]) == [None]
+
+
+SDK = """async ([path, request, tool]) => {
+    const { OpenAI } = await import(path);
+    const client = new OpenAI({ fetch: window.engineModule.engineFetch(window.engine), apiKey: "local",
+                                baseURL: "http://tab.local/v1", dangerouslyAllowBrowser: true });
+    const completion = await client.chat.completions.create(request);
+    const chunks = [];
+    for await (const chunk of await client.chat.completions.create({...request, stream: true,
+                                                                     stream_options: {include_usage: true}})) {
+        chunks.push(chunk);
+    }
+    let error = null;
+    try {
+        await client.chat.completions.create({...request, temperature: 7});
+    } catch (e) {
+        error = {name: e.constructor.name, status: e.status, param: e.param, type: e.type, code: e.code};
+    }
+    let streamError = null;
+    try {
+        for await (const chunk of await client.chat.completions.create({...request, stream: true, top_p: -1})) {}
+    } catch (e) {
+        streamError = {name: e.constructor.name, status: e.status, param: e.param};
+    }
+    // the SDK's stream helper puts the tool-call deltas together itself
+    const toolCall = await client.chat.completions.stream({model: request.model, messages: request.messages,
+        temperature: 0, max_tokens: 48, tools: [tool], tool_choice: "required"}).finalChatCompletion();
+    return {completion, chunks, error, streamError, toolCall};
+}"""
+
+
+def test_the_official_openai_client_runs_on_the_engine(api_page, smollm2_greedy_case):
+    request = {"model": "smollm2-135m-instruct-gguf", "messages": smollm2_greedy_case["messages"], "temperature": 0,
+               "max_tokens": 4, "logprobs": True, "top_logprobs": 2}
+    result = api_page.evaluate(SDK, [DEPS_PATH, request, WEATHER_TOOL])
+    completion = result["completion"]
+    assert completion["object"] == "chat.completion"
+    assert completion["choices"][0]["message"]["content"] == "The capital of France"
+    assert completion["choices"][0]["finish_reason"] == "length"
+    assert len(completion["choices"][0]["logprobs"]["content"]) == 4
+    chunks = result["chunks"]
+    assert all(c["object"] == "chat.completion.chunk" for c in chunks)
+    assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"]) == \
+        "The capital of France"
+    assert chunks[-1]["usage"]["completion_tokens"] == 4
+    assert result["error"] == {"name": "BadRequestError", "status": 400, "param": "temperature",
+                               "type": "invalid_request_error", "code": "invalid_value"}
+    assert result["streamError"] == {"name": "BadRequestError", "status": 400, "param": "top_p"}
+    tool_choice = result["toolCall"]["choices"][0]
+    assert tool_choice["finish_reason"] == "tool_calls"
+    [call] = tool_choice["message"]["tool_calls"]
+    assert call["function"]["name"] == "get_weather" and call["id"].startswith("call_")
+    assert json_schema_verdicts([{"schema": WEATHER_TOOL["function"]["parameters"],
                                   "text": call["function"]["arguments"]}]) == [None]
