@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { parseToolCalls, templateInput, toolCallGrammar } from "../src/engine/tools.js";
+import { ToolCallStream, parseToolCalls, templateInput, toolCallGrammar } from "../src/engine/tools.js";
 import { ChatTemplate } from "../src/engine/prompt.js";
 import { collectCompletion, completionMeta, toolCallChunks, usageChunk } from "../src/engine/completion.js";
 
@@ -18,7 +18,7 @@ test("a call is read back from the output, with the text before it", () => {
   assert.deepEqual(parseToolCalls('{"name": "get_weather", "arguments": {"city": "Paris {1}"}}', functions),
     { content: "", calls: [{ name: "get_weather", arguments: '{"city":"Paris {1}"}' }] });
   assert.deepEqual(parseToolCalls('Let me check. {"name": "get_time", "arguments": {}}', functions),
-    { content: "Let me check.", calls: [{ name: "get_time", arguments: "{}" }] });
+    { content: "Let me check. ", calls: [{ name: "get_time", arguments: "{}" }] });
   assert.deepEqual(parseToolCalls("It is sunny.", functions), { content: "It is sunny.", calls: [] });
   // not a call: an unknown function, or JSON cut short
   for (const text of ['{"name": "other", "arguments": {}}', '{"name": "get_time", "arguments": {']) {
@@ -84,4 +84,19 @@ test("tool calls stream as OpenAI's deltas and collect into message.tool_calls",
   const text = toolCallChunks(meta, 1, { content: "Sunny.", calls: [] }, null, "stop");
   assert.deepEqual(text.map((c) => [c.choices[0].delta, c.choices[0].finish_reason]), [[{ content: "Sunny." }, null],
     [{}, "stop"]]);
+});
+
+test("text that cannot be part of a call streams at once; a call is held and read at the end", () => {
+  const functions = [WEATHER, TIME];
+  const answer = new ToolCallStream(functions);
+  assert.deepEqual(["It is", " sunny {", "ok} {\"na", "p"].map((t) => answer.push(t)),
+    ["It is", " sunny ", "{ok} ", '{"nap']); // "{" and "{\"na" may start a call: held until they cannot
+  assert.deepEqual(answer.finish(), { content: "", calls: [] });
+  const call = new ToolCallStream(functions);
+  assert.deepEqual(['Let me see. {"name', '": "get_time", "argu', 'ments": {}}'].map((t) => call.push(t)),
+    ["Let me see. ", "", ""]);
+  assert.deepEqual(call.finish(), { content: "", calls: [{ name: "get_time", arguments: "{}" }] });
+  const cut = new ToolCallStream(functions); // max_tokens inside the call: the held text comes out as text
+  cut.push('{"name": "get_time", "arg');
+  assert.deepEqual(cut.finish(), { content: '{"name": "get_time", "arg', calls: [] });
 });

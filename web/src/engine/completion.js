@@ -24,9 +24,9 @@ export function choiceChunk(meta, index, delta, { finishReason = null, logprobs 
 }
 
 /**
- * The chunks that end a choice whose output was held back because it may hold a tool call: its text before the
- * call, then each call as OpenAI streams one (a chunk with its id, type and name, then its arguments), then the
- * finish: "tool_calls" when the output ended with a call. `logprobs` (all of the choice's tokens) go with the first.
+ * The chunks that end a choice whose output may hold a tool call: its text not sent yet (before the call), then
+ * each call as OpenAI streams one (a chunk with its id, type and name, then its arguments), then the
+ * finish: "tool_calls" when the output ended with a call. `logprobs` (of the tokens not sent yet) go with the first.
  * @param {CompletionMeta} meta @param {number} index
  * @param {{content: string, calls: Array<{name: string, arguments: string}>}} output
  * @param {import("./logprobs.js").TokenLogprob[] | null} logprobs
@@ -34,7 +34,7 @@ export function choiceChunk(meta, index, delta, { finishReason = null, logprobs 
  */
 export function toolCallChunks(meta, index, { content, calls }, logprobs, finishReason) {
   const deltas = [];
-  if (content) deltas.push({ content });
+  if (content || (!calls.length && logprobs?.length)) deltas.push({ content });
   calls.forEach((call, k) => {
     const id = `call_${crypto.randomUUID().replaceAll("-", "").slice(0, 24)}`;
     deltas.push({ tool_calls: [{ index: k, id, type: "function", function: { name: call.name, arguments: "" } }] });

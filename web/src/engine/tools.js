@@ -103,10 +103,49 @@ export function parseToolCalls(text, functions) {
   for (let start = text.indexOf(CALL_START); start !== -1; start = text.indexOf(CALL_START, start + 1)) {
     const call = jsonObjectAt(text, start);
     if (call && functions.some((f) => f.name === call.name) && typeof call.arguments === "object") {
-      return { content: text.slice(0, start).trim(), calls: [{ name: call.name, arguments: JSON.stringify(call.arguments) }] };
+      return { content: text.slice(0, start), calls: [{ name: call.name, arguments: JSON.stringify(call.arguments) }] };
     }
   }
   return { content: text, calls: [] };
+}
+
+/**
+ * One choice's output as it is generated, when it may hold a call: the text that cannot be part of a call is
+ * released at once (so an answer in words streams as usual); from where a call may start, it is held until the
+ * choice ends, when finish() reads the call.
+ */
+export class ToolCallStream {
+  /** @param {FunctionTool[]} functions */
+  constructor(functions) {
+    this.functions = functions;
+    this.text = "";
+    this.released = 0; // how much of text was released
+  }
+
+  /** Adds generated text; returns the part that is now known to come before any call. @param {string} text */
+  push(text) {
+    this.text += text;
+    const start = this.text.indexOf(CALL_START);
+    const safe = start !== -1 ? start : this.text.length - partialStart(this.text);
+    if (safe <= this.released) return "";
+    const out = this.text.slice(this.released, safe);
+    this.released = safe;
+    return out;
+  }
+
+  /** At the end of the choice: the text not released yet before the call, and the call (if any). */
+  finish() {
+    const { content, calls } = parseToolCalls(this.text, this.functions);
+    return { content: content.slice(this.released), calls };
+  }
+}
+
+/** Length of the longest end of `text` that is a proper start of CALL_START. */
+function partialStart(text) {
+  for (let n = Math.min(CALL_START.length - 1, text.length); n > 0; n--) {
+    if (text.endsWith(CALL_START.slice(0, n))) return n;
+  }
+  return 0;
 }
 
 /** The JSON object that starts at `start` in `text` (the shortest that parses), or null. */

@@ -17,7 +17,7 @@ import { Op, Reply } from "./protocol.js";
 import { seededRandom } from "./sampler.js";
 import { threadCount } from "./model-library.js";
 import { TokenTable } from "./token-table.js";
-import { parseToolCalls, templateInput, toolCallGrammar } from "./tools.js";
+import { ToolCallStream, templateInput, toolCallGrammar } from "./tools.js";
 import { TVMModel, requestWebGPU } from "./tvm-model.js";
 
 const LIBRARY_KIND = { webgpu: "webgpu", wasm: "wasm32" }; // device -> the model library it runs
@@ -214,21 +214,28 @@ async function chat({ id, request }) {
   const send = (chunk) => post({ id, type: Reply.chunk, chunk });
   const logprobs = request.topLogprobs === null ? null
     : { top: request.topLogprobs, tokenBytes: (token) => loaded.tokenTable.bytes(token) };
-  // With tools, a choice's output is held until it ends: only then is it known to be text or a call.
-  const held = request.tools && Array.from({ length: request.n }, () => ({ text: "", logprobs: [] }));
+  // With tools, what may be a call is held until the choice ends (ToolCallStream); logprobs go with the text
+  // their tokens made, those of held text with the first chunk at the end.
+  const outputs = request.tools && Array.from({ length: request.n }, () => ({
+    stream: new ToolCallStream(request.tools.functions), logprobs: [],
+  }));
   const onText = (text, tokens, index) => {
-    if (!held) send(choiceChunk(meta, index, { content: text }, { logprobs: logprobs && tokens }));
-    else {
-      held[index].text += text;
-      held[index].logprobs.push(...tokens);
+    const output = outputs?.[index];
+    if (!output) {
+      send(choiceChunk(meta, index, { content: text }, { logprobs: logprobs && tokens }));
+      return;
+    }
+    output.logprobs.push(...tokens);
+    const released = output.stream.push(text);
+    if (released) {
+      send(choiceChunk(meta, index, { content: released }, { logprobs: logprobs && output.logprobs }));
+      output.logprobs = [];
     }
   };
   const onFinish = (finishReason, index) => {
-    if (!held) send(choiceChunk(meta, index, {}, { finishReason }));
-    else {
-      const output = parseToolCalls(held[index].text, request.tools.functions);
-      for (const chunk of toolCallChunks(meta, index, output, logprobs && held[index].logprobs, finishReason)) send(chunk);
-    }
+    const output = outputs?.[index];
+    if (!output) send(choiceChunk(meta, index, {}, { finishReason }));
+    else for (const chunk of toolCallChunks(meta, index, output.stream.finish(), logprobs && output.logprobs, finishReason)) send(chunk);
   };
   try {
     const result = await generate({
