@@ -263,6 +263,9 @@ def test_a_schema_that_cannot_be_compiled_is_an_invalid_request_naming_it(api_pa
     assert error["name"] == "InvalidRequestError"
     assert error["body"]["param"] == "response_format.json_schema.schema"
     assert error["body"]["type"] == "invalid_request_error"
+    bad_tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "no-such-type"}}}
+    error = error_of(api_page, {"messages": [{"role": "user", "content": "Hi"}], "tools": [bad_tool]})
+    assert (error["name"], error["body"]["param"]) == ("InvalidRequestError", "tools")
     # the engine (and its grammar compiler) still work
     ok = create(api_page, {"messages": [{"role": "user", "content": "Pick a colour."}], "temperature": 0,
                            "max_tokens": 32, "response_format": {"type": "json_schema", "json_schema": {

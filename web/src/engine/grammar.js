@@ -48,7 +48,7 @@ export class GrammarCompiler {
         : await this.compiler.compileJSONSchema(grammar.type === "json_object" ? '{"type": "object"}' : grammar.schema,
           false);
     } catch (error) {
-      const [param, what] = grammar.type === "structural_tag" ? ["tools", "a function's parameters"]
+      const [param, what] = grammar.type === "structural_tag" ? ["tools", "A function's parameters"]
         : ["response_format.json_schema.schema", "response_format.json_schema.schema"];
       throw new InvalidRequestError(`${what} is not a JSON schema this engine can compile (XGrammar: `
         + `${error?.message ?? error}): supported are the JSON Schema keywords of OpenAI's structured outputs `

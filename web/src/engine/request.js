@@ -27,7 +27,6 @@ const MAX_TOP_LOGPROBS = 20; // as OpenAI
  * }} NormalizedRequest  topLogprobs: null without logprobs, else how many alternatives to list per token (0-20)
  * @typedef {{type: "json_object"} | {type: "json_schema", name: string, schema: string}} ResponseFormat  output
  *   constrained to any JSON object, or to JSON that validates against `schema` (JSON text)
- * @typedef {ResponseFormat | {type: "structural_tag", tag: object}} OutputGrammar  what the worker compiles
  * @typedef {{vocabSize: number, temperature: number, topP: number}} ModelLimits  the loaded model's vocabulary
  *   size and its default sampling parameters (from mlc-chat-config.json), used where the request gives none
  */
