@@ -40,11 +40,17 @@ export class PromptEncoder {
    */
   encode(messages, tools = null) {
     const originals = [];
-    const escaped = messages.map((message) => ({
-      ...message,
-      content: message.content.replace(this.escapable, (text) => `${ESCAPE}${originals.push(text) - 1}${END}`),
-    }));
-    const prompt = this.template.render(escaped, tools);
+    // every string the template may print: message text, tool calls' arguments, the tools' names, descriptions
+    // and schemas (keys included)
+    const escape = (value) => {
+      if (typeof value === "string") {
+        return value.replace(this.escapable, (text) => `${ESCAPE}${originals.push(text) - 1}${END}`);
+      }
+      if (Array.isArray(value)) return value.map(escape);
+      if (value === null || typeof value !== "object") return value;
+      return Object.fromEntries(Object.entries(value).map(([key, item]) => [escape(key), escape(item)]));
+    };
+    const prompt = this.template.render(escape(messages), tools && escape(tools));
     const ids = [];
     const encodePlain = (text) => {
       if (text) ids.push(...this.plainTokenizer.encode(text.replace(PLACEHOLDER, (_, i) => originals[Number(i)])));
