@@ -42,8 +42,8 @@ export class GrammarCompiler {
   async constraint(grammar) {
     let compiled;
     try {
-      // json_object: any JSON object. No free whitespace (a small model can emit newlines forever); strict: no
-      // properties or items beyond the schema's.
+      // json_object: any JSON object. Whitespace is XGrammar's fixed layout (2-space indent), never free: a small
+      // model can emit newlines forever. Strict: no properties or items beyond the schema's.
       compiled = grammar.type === "structural_tag" ? await this.compiler.compileStructuralTag(grammar)
         : await this.compiler.compileJSONSchema(grammar.type === "json_object" ? '{"type": "object"}' : grammar.schema,
           false);
