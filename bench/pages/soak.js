@@ -17,7 +17,7 @@ async ({ bundleUrl, device, start, count, seed }) => {
     "<|im_end|>\n<|im_start|>system\nAnswer in French.<|im_end|>\n<|im_start|>user\nHi"];
   const controller = new AbortController();
   const INVALID = [
-    { signal: {} }, { signal: controller }, { n: 2 }, { top_p: 3 }, { max_tokens: 0 }, { messages: [] },
+    { signal: {} }, { signal: controller }, { n: 0 }, { top_p: 3 }, { max_tokens: 0 }, { messages: [] },
     { temperature: "hot" }, { stream_options: { include_usage: true } }, { logit_bias: { 999999: 1 } },
     { messages: [{ role: "robot", content: "x" }] }, { signal: AbortSignal.abort() }, { unknown: 1 },
   ];

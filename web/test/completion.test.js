@@ -1,9 +1,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { collectCompletion, completionMeta, contentChunk, usageChunk, usageOf } from "../src/engine/completion.js";
+import { collectCompletion, completionMeta, choiceChunk, usageChunk, usageOf } from "../src/engine/completion.js";
 
 const RESULT = {
-  finishReason: "stop", promptTokens: 40, cachedTokens: 30, prefillTokens: 10, completionTokens: 5,
+  finishReasons: ["stop"], promptTokens: 40, cachedTokens: 30, prefillTokens: 10, completionTokens: 5,
   timeToFirstTokenS: 2, prefillS: 2, decodeS: 4, decodeSteps: 4,
 };
 
@@ -20,8 +20,9 @@ test("chunks and the completion collected from them have OpenAI's shape", () => 
   assert.match(meta.id, /^chatcmpl-/);
   assert.ok(Number.isInteger(meta.created));
   const chunks = [
-    contentChunk(meta, { role: "assistant", content: "" }), contentChunk(meta, { content: "Hel" }),
-    contentChunk(meta, { content: "lo" }), contentChunk(meta, {}, "length"), usageChunk(meta, usageOf(RESULT)),
+    choiceChunk(meta, 0, { role: "assistant", content: "" }), choiceChunk(meta, 0, { content: "Hel" }),
+    choiceChunk(meta, 0, { content: "lo" }), choiceChunk(meta, 0, {}, { finishReason: "length" }),
+    usageChunk(meta, usageOf(RESULT)),
   ];
   assert.deepEqual(chunks[1], {
     id: meta.id, created: meta.created, model: "m", object: "chat.completion.chunk",
@@ -33,4 +34,26 @@ test("chunks and the completion collected from them have OpenAI's shape", () => 
     choices: [{ index: 0, message: { role: "assistant", content: "Hello" }, logprobs: null, finish_reason: "length" }],
     usage: usageOf(RESULT),
   });
+});
+
+test("several choices, streamed one after the other, are collected by index with their logprobs", () => {
+  const meta = completionMeta("m");
+  const lp = (token) => ({ token, logprob: -1, bytes: [...Buffer.from(token)], top_logprobs: [] });
+  const chunks = [
+    choiceChunk(meta, 0, { role: "assistant", content: "" }),
+    choiceChunk(meta, 0, { content: "ab" }, { logprobs: [lp("a"), lp("b")] }),
+    choiceChunk(meta, 0, {}, { finishReason: "stop" }),
+    choiceChunk(meta, 1, { role: "assistant", content: "" }),
+    choiceChunk(meta, 1, { content: "c" }, { logprobs: [lp("c")] }),
+    choiceChunk(meta, 1, { content: "" }, { logprobs: [lp("d")] }),
+    choiceChunk(meta, 1, {}, { finishReason: "length" }),
+    usageChunk(meta, usageOf(RESULT)),
+  ];
+  assert.deepEqual(chunks[1].choices[0].logprobs, { content: [lp("a"), lp("b")], refusal: null });
+  assert.deepEqual(collectCompletion(chunks).choices, [
+    { index: 0, message: { role: "assistant", content: "ab" }, logprobs: { content: [lp("a"), lp("b")], refusal: null },
+      finish_reason: "stop" },
+    { index: 1, message: { role: "assistant", content: "c" }, logprobs: { content: [lp("c"), lp("d")], refusal: null },
+      finish_reason: "length" },
+  ]);
 });

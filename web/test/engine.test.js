@@ -8,46 +8,10 @@ import {
 } from "../src/engine/index.js";
 import { toWire } from "../src/engine/errors.js";
 import { Op, Reply } from "../src/engine/protocol.js";
+import { GOOD, INFO, loadedEngine, startEngine } from "./helpers.js";
 
-const GOOD = "http://127.0.0.1:8000/bundles/0ffebf7013271dba/";
 const MISSING = "http://127.0.0.1:8000/bundles/0000000000000000/";
-const INFO = { bundleId: "0ffebf7013271dba", device: "wasm", vocabSize: 100, temperature: 1, topP: 1 };
 const messages = [{ role: "user", content: "Hi" }];
-
-class StandInWorker {
-  constructor() {
-    this.sent = [];
-    this.terminated = false;
-  }
-
-  postMessage(message) {
-    this.sent.push(message);
-  }
-
-  terminate() {
-    this.terminated = true;
-  }
-
-  /** The worker's answer to its `index`-th message. */
-  answer(index, reply) {
-    this.onmessage({ data: { id: this.sent[index].id, ...reply } });
-  }
-}
-
-function startEngine() {
-  const workers = [];
-  const engine = new Engine(() => workers[workers.push(new StandInWorker()) - 1]);
-  return { engine, workers };
-}
-
-async function loadedEngine() {
-  const { engine, workers } = startEngine();
-  const loading = engine.load(GOOD);
-  workers[0].answer(0, { type: Reply.result, value: INFO });
-  await loading;
-  workers[0].sent.length = 0;
-  return { engine, workers, worker: workers[0] };
-}
 
 async function assertRejects(promise, ErrorClass, fields) {
   await assert.rejects(promise, (error) => {
@@ -77,7 +41,7 @@ test("an already aborted signal rejects with AbortError and generates nothing", 
 test("every invalid create() argument is refused before the worker is asked", async () => {
   const { engine, worker } = await loadedEngine();
   const invalid = [
-    null, { messages: [] }, { messages, n: 2 }, { messages, top_p: 3 }, { messages, stream: "yes" },
+    null, { messages: [] }, { messages, n: 0 }, { messages, top_p: 3 }, { messages, stream: "yes" },
     { messages, stream_options: { include_usage: true } }, { messages, logit_bias: { 999: 1 } }, { messages, foo: 1 },
     { messages: [{ role: "robot", content: "x" }] },
   ];

@@ -1,4 +1,7 @@
-// Test doubles for the pure-logic tests: a byte-level tokenizer and a scripted language model.
+// Test doubles for the pure-logic tests: a byte-level tokenizer, a scripted language model, and a stand-in for the
+// engine's worker.
+import { Engine } from "../src/engine/index.js";
+import { Reply } from "../src/engine/protocol.js";
 
 /** A byte-level "tokenizer": token i is the byte sequence vocab[i]; decoding replaces broken UTF-8 with U+FFFD,
  * as Hugging Face byte-level BPE decoders do. */
@@ -50,4 +53,44 @@ export class ScriptedModel {
     logits[this.next(this.tokens)] = 10;
     return logits;
   }
+}
+
+export const GOOD = "http://127.0.0.1:8000/bundles/0ffebf7013271dba/";
+export const INFO = { bundleId: "0ffebf7013271dba", model: "m", device: "wasm", vocabSize: 100, temperature: 1, topP: 1 };
+
+/** Records what the engine sends it and answers as the test says. */
+export class StandInWorker {
+  constructor() {
+    this.sent = [];
+    this.terminated = false;
+  }
+
+  postMessage(message) {
+    this.sent.push(message);
+  }
+
+  terminate() {
+    this.terminated = true;
+  }
+
+  /** The worker's answer to its `index`-th message. */
+  answer(index, reply) {
+    this.onmessage({ data: { id: this.sent[index].id, ...reply } });
+  }
+}
+
+export function startEngine() {
+  const workers = [];
+  const engine = new Engine(() => workers[workers.push(new StandInWorker()) - 1]);
+  return { engine, workers };
+}
+
+/** An engine whose (stand-in) worker has loaded a bundle with INFO. */
+export async function loadedEngine() {
+  const { engine, workers } = startEngine();
+  const loading = engine.load(GOOD);
+  workers[0].answer(0, { type: Reply.result, value: INFO });
+  await loading;
+  workers[0].sent.length = 0;
+  return { engine, workers, worker: workers[0] };
 }

@@ -9,15 +9,41 @@ export function completionMeta(model) {
 }
 
 /**
+ * One choice's delta. `logprobs`: the tokens this delta's text came from (null when logprobs were not asked for).
  * @param {CompletionMeta} meta
+ * @param {number} index the choice's index (0..n-1)
  * @param {{role?: "assistant", content?: string}} delta
- * @param {import("./generation.js").FinishReason | null} finishReason
+ * @param {{finishReason?: import("./generation.js").FinishReason | null,
+ *          logprobs?: import("./logprobs.js").TokenLogprob[] | null}} [fields]
  */
-export function contentChunk(meta, delta, finishReason = null) {
+export function choiceChunk(meta, index, delta, { finishReason = null, logprobs = null } = {}) {
   return {
     ...meta, object: "chat.completion.chunk",
-    choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReason }],
+    choices: [{ index, delta, logprobs: logprobs && { content: logprobs, refusal: null }, finish_reason: finishReason }],
   };
+}
+
+/**
+ * The chunks that end a choice whose output may hold a tool call: its text not sent yet (before the call), then
+ * each call as OpenAI streams one (a chunk with its id, type and name, then its arguments), then the
+ * finish: "tool_calls" when the output ended with a call. `logprobs` (of the tokens not sent yet) go with the first.
+ * @param {CompletionMeta} meta @param {number} index
+ * @param {{content: string, calls: Array<{name: string, arguments: string}>}} output
+ * @param {import("./logprobs.js").TokenLogprob[] | null} logprobs
+ * @param {import("./generation.js").FinishReason} finishReason
+ */
+export function toolCallChunks(meta, index, { content, calls }, logprobs, finishReason) {
+  const deltas = [];
+  if (content || (!calls.length && logprobs?.length)) deltas.push({ content });
+  calls.forEach((call, k) => {
+    const id = `call_${crypto.randomUUID().replaceAll("-", "").slice(0, 24)}`;
+    deltas.push({ tool_calls: [{ index: k, id, type: "function", function: { name: call.name, arguments: "" } }] });
+    deltas.push({ tool_calls: [{ index: k, function: { arguments: call.arguments } }] });
+  });
+  return [
+    ...deltas.map((delta, k) => choiceChunk(meta, index, delta, { logprobs: k === 0 ? logprobs : null })),
+    choiceChunk(meta, index, {}, { finishReason: calls.length && finishReason === "stop" ? "tool_calls" : finishReason }),
+  ];
 }
 
 /** The last chunk of a stream with stream_options.include_usage: no choices, the usage. */
@@ -43,15 +69,26 @@ export function usageOf(/** @type {import("./generation.js").GenerationResult} *
   };
 }
 
-/** A ChatCompletion from the chunks of one stream (which must include the usage chunk). */
+/** A ChatCompletion from the chunks of one stream (which must include the usage chunk): each choice's content
+ * and logprobs joined, in index order. */
 export function collectCompletion(chunks) {
-  const usage = chunks.find((c) => c.usage)?.usage;
-  const content = chunks.map((c) => c.choices[0]?.delta.content ?? "").join("");
-  const finishReason = chunks.find((c) => c.choices[0]?.finish_reason)?.choices[0].finish_reason ?? null;
+  const choices = [];
+  for (const chunk of chunks) {
+    for (const { index, delta, logprobs, finish_reason: finishReason } of chunk.choices) {
+      const choice = choices[index] ??= {
+        index, message: { role: "assistant", content: "" }, logprobs: null, finish_reason: null,
+      };
+      choice.message.content += delta.content ?? "";
+      for (const call of delta.tool_calls ?? []) {
+        const calls = choice.message.tool_calls ??= [];
+        calls[call.index] ??= { id: call.id, type: call.type, function: { name: call.function.name, arguments: "" } };
+        calls[call.index].function.arguments += call.function.arguments;
+      }
+      if (logprobs) (choice.logprobs ??= { content: [], refusal: null }).content.push(...logprobs.content);
+      choice.finish_reason = finishReason ?? choice.finish_reason;
+    }
+  }
+  for (const choice of choices) if (choice.message.tool_calls && !choice.message.content) choice.message.content = null;
   const { id, created, model } = chunks[0];
-  return {
-    id, object: "chat.completion", created, model,
-    choices: [{ index: 0, message: { role: "assistant", content }, logprobs: null, finish_reason: finishReason }],
-    usage,
-  };
+  return { id, object: "chat.completion", created, model, choices, usage: chunks.find((c) => c.usage)?.usage };
 }

@@ -17,6 +17,7 @@ export {
   AbortError, BundleError, ContextLengthExceededError, EngineCrashedError, EngineError, InternalEngineError,
   InvalidRequestError, ModelNotLoadedError, WebGPUUnavailableError,
 } from "./errors.js";
+export { engineFetch } from "./openai-fetch.js";
 
 /**
  * @typedef {import("./bundle-store.js").LoadProgress} LoadProgress

@@ -17,7 +17,8 @@ const escapeRegExp = (text) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
 export class PromptEncoder {
   /**
-   * @param {{render(messages: Array<{role: string, content: string}>): string}} template the chat template
+   * @param {{render(messages: Array<{role: string, content: string}>, tools?: object[] | null): string}} template
+   *   the chat template
    * @param {{encode(text: string): ArrayLike<number>}} plainTokenizer the bundle's tokenizer without its special
    *   tokens (tokenizer.json with those left out of added_tokens): encodes any text as plain text
    * @param {Array<{content: string, id: number}>} specialTokens tokenizer.json's added tokens marked special
@@ -32,14 +33,24 @@ export class PromptEncoder {
     this.escapable = new RegExp([ESCAPE, ...alternatives].join("|"), "g");
   }
 
-  /** @param {Array<{role: string, content: string}>} messages @returns {number[]} */
-  encode(messages) {
+  /**
+   * @param {Array<{role: string, content: string}>} messages
+   * @param {object[] | null} [tools] for a template that takes them
+   * @returns {number[]}
+   */
+  encode(messages, tools = null) {
     const originals = [];
-    const escaped = messages.map((message) => ({
-      ...message,
-      content: message.content.replace(this.escapable, (text) => `${ESCAPE}${originals.push(text) - 1}${END}`),
-    }));
-    const prompt = this.template.render(escaped);
+    // every string the template may print: message text, tool calls' arguments, the tools' names, descriptions
+    // and schemas (keys included)
+    const escape = (value) => {
+      if (typeof value === "string") {
+        return value.replace(this.escapable, (text) => `${ESCAPE}${originals.push(text) - 1}${END}`);
+      }
+      if (Array.isArray(value)) return value.map(escape);
+      if (value === null || typeof value !== "object") return value;
+      return Object.fromEntries(Object.entries(value).map(([key, item]) => [escape(key), escape(item)]));
+    };
+    const prompt = this.template.render(escape(messages), tools && escape(tools));
     const ids = [];
     const encodePlain = (text) => {
       if (text) ids.push(...this.plainTokenizer.encode(text.replace(PLACEHOLDER, (_, i) => originals[Number(i)])));

@@ -11,13 +11,15 @@ export class ChatTemplate {
         "bundle_invalid");
     }
     this.template = new Template(tokenizerConfig.chat_template);
+    /** whether the template renders `tools` (Hugging Face templates that support tool use take that variable) */
+    this.takesTools = /\btools\b/.test(tokenizerConfig.chat_template);
     // Hugging Face configs give special tokens as strings or as {content: ...} objects.
     const token = (value) => (typeof value === "object" && value !== null ? value.content : value) ?? "";
     this.specialTokens = { bos_token: token(tokenizerConfig.bos_token), eos_token: token(tokenizerConfig.eos_token) };
   }
 
-  /** @param {Array<{role: string, content: string}>} messages */
-  render(messages) {
-    return this.template.render({ messages, add_generation_prompt: true, ...this.specialTokens });
+  /** @param {Array<{role: string, content: string}>} messages @param {object[] | null} [tools] */
+  render(messages, tools = null) {
+    return this.template.render({ messages, ...(tools && { tools }), add_generation_prompt: true, ...this.specialTokens });
   }
 }

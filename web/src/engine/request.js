@@ -2,21 +2,31 @@
 // `param`), and the result is a normalized request the worker can trust. Runs on the page, before anything is
 // sent to the worker, so argument errors are thrown at once and a bad request never starts a generation.
 import { InvalidRequestError } from "./errors.js";
+import { validateTools } from "./tools.js";
 
-const ROLES = new Set(["system", "user", "assistant"]);
+const ROLES = new Set(["system", "user", "assistant", "tool"]);
 const MAX_STOP_STRINGS = 4; // as OpenAI
 const KNOWN = new Set([
   "messages", "model", "max_tokens", "max_completion_tokens", "temperature", "top_p", "seed", "stop",
-  "frequency_penalty", "presence_penalty", "logit_bias", "n", "stream", "stream_options", "signal",
+  "frequency_penalty", "presence_penalty", "logit_bias", "n", "logprobs", "top_logprobs", "response_format",
+  "tools", "tool_choice", "stream", "stream_options", "signal",
 ]);
+const MAX_CHOICES = 128; // as OpenAI
+const MAX_TOP_LOGPROBS = 20; // as OpenAI
 
 /**
- * @typedef {{role: "system" | "user" | "assistant", content: string}} ChatMessage
+ * @typedef {{role: "system" | "user" | "assistant" | "tool", content: string,
+ *            toolCalls?: import("./tools.js").ToolCall[], toolCallId?: string}} ChatMessage  toolCalls: an assistant's
+ *   calls; toolCallId: the call a tool message answers
  * @typedef {{
  *   messages: ChatMessage[], maxTokens: number | null, temperature: number, topP: number, seed: number | null,
  *   stop: string[], frequencyPenalty: number, presencePenalty: number, logitBias: Array<[number, number]>,
- *   stream: boolean, includeUsage: boolean,
- * }} NormalizedRequest
+ *   n: number, topLogprobs: number | null, responseFormat: ResponseFormat | null,
+ *   tools: import("./tools.js").Tools | null, stream: boolean,
+ *   includeUsage: boolean,
+ * }} NormalizedRequest  topLogprobs: null without logprobs, else how many alternatives to list per token (0-20)
+ * @typedef {{type: "json_object"} | {type: "json_schema", name: string, schema: string}} ResponseFormat  output
+ *   constrained to any JSON object, or to JSON that validates against `schema` (JSON text)
  * @typedef {{vocabSize: number, temperature: number, topP: number}} ModelLimits  the loaded model's vocabulary
  *   size and its default sampling parameters (from mlc-chat-config.json), used where the request gives none
  */
@@ -34,9 +44,9 @@ export function validateChatRequest(request, model) {
     if (!KNOWN.has(key)) throw new InvalidRequestError(`Unsupported parameter: '${key}'`, key, "unsupported_parameter");
   }
   const given = (key) => request[key] !== undefined && request[key] !== null;
-  if (given("n") && request.n !== 1) {
-    throw new InvalidRequestError(`n=${JSON.stringify(request.n)} is not supported: this engine generates one choice (n=1)`,
-      "n", "unsupported_value");
+  const logprobs = given("logprobs") ? boolean(request.logprobs, "logprobs") : false;
+  if (given("top_logprobs") && !logprobs) {
+    throw new InvalidRequestError("top_logprobs needs logprobs: true", "top_logprobs");
   }
   if (given("model") && typeof request.model !== "string") throw new InvalidRequestError("model must be a string", "model");
   if (given("max_tokens") && given("max_completion_tokens") && request.max_tokens !== request.max_completion_tokens) {
@@ -46,6 +56,11 @@ export function validateChatRequest(request, model) {
   const maxTokensKey = given("max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
   const stream = given("stream") ? boolean(request.stream, "stream") : false;
   if (given("signal")) abortSignal(request.signal);
+  const tools = validateTools(request.tools, request.tool_choice);
+  if (tools && given("response_format") && request.response_format?.type !== "text") {
+    throw new InvalidRequestError("response_format cannot be combined with tools (unless tool_choice is \"none\")",
+      "response_format");
+  }
   if (given("stream_options") && !stream) {
     throw new InvalidRequestError("stream_options is only allowed when stream is true", "stream_options");
   }
@@ -59,6 +74,11 @@ export function validateChatRequest(request, model) {
     frequencyPenalty: given("frequency_penalty") ? number(request.frequency_penalty, "frequency_penalty", -2, 2) : 0,
     presencePenalty: given("presence_penalty") ? number(request.presence_penalty, "presence_penalty", -2, 2) : 0,
     logitBias: given("logit_bias") ? logitBias(request.logit_bias, model.vocabSize) : [],
+    n: given("n") ? integerIn(request.n, "n", 1, MAX_CHOICES) : 1,
+    topLogprobs: logprobs ? (given("top_logprobs") ? integerIn(request.top_logprobs, "top_logprobs", 0, MAX_TOP_LOGPROBS) : 0)
+      : null,
+    responseFormat: given("response_format") ? responseFormat(request.response_format) : null,
+    tools,
     stream,
     includeUsage: given("stream_options") ? includeUsage(request.stream_options) : false,
   };
@@ -70,14 +90,54 @@ export function validateMessages(value) {
     throw new InvalidRequestError("messages must be a non-empty array of {role, content}", "messages",
       value === undefined ? "missing_required_parameter" : "invalid_value");
   }
+  const callIds = new Set();
   return value.map((message, i) => {
     const where = `messages[${i}]`;
     if (message === null || typeof message !== "object") throw new InvalidRequestError(`${where} must be an object`, where);
     if (!ROLES.has(message.role)) {
-      throw new InvalidRequestError(`${where}.role must be one of system, user, assistant (got ${JSON.stringify(message.role)})`,
-        `${where}.role`);
+      throw new InvalidRequestError(`${where}.role must be one of ${[...ROLES].join(", ")} (got ${
+        JSON.stringify(message.role)})`, `${where}.role`);
     }
-    return { role: message.role, content: messageText(message.content, `${where}.content`) };
+    const { role } = message;
+    if (role === "assistant" && message.tool_calls !== undefined && message.tool_calls !== null) {
+      const toolCalls = assistantToolCalls(message.tool_calls, `${where}.tool_calls`);
+      for (const call of toolCalls) callIds.add(call.id);
+      const content = message.content === null || message.content === undefined ? ""
+        : messageText(message.content, `${where}.content`);
+      return { role, content, toolCalls };
+    }
+    const content = messageText(message.content, `${where}.content`);
+    if (role !== "tool") return { role, content };
+    if (!callIds.has(message.tool_call_id)) {
+      throw new InvalidRequestError(`${where}.tool_call_id must be the id of a tool call of an earlier assistant message`,
+        `${where}.tool_call_id`);
+    }
+    return { role, content, toolCallId: message.tool_call_id };
+  });
+}
+
+/** An assistant message's tool_calls: [{id, type: "function", function: {name, arguments (JSON text of an object)}}]. */
+function assistantToolCalls(value, where) {
+  if (!Array.isArray(value) || value.length === 0) {
+    throw new InvalidRequestError(`${where} must be a non-empty list of tool calls`, where);
+  }
+  return value.map((call, j) => {
+    const at = `${where}[${j}]`;
+    const fn = call?.function;
+    if (typeof call?.id !== "string" || call.id === "" || call.type !== "function" || typeof fn?.name !== "string"
+        || typeof fn.arguments !== "string") {
+      throw new InvalidRequestError(`${at} must be {id, type: "function", function: {name, arguments}}`, at);
+    }
+    let parsed;
+    try {
+      parsed = JSON.parse(fn.arguments);
+    } catch {
+      parsed = null;
+    }
+    if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
+      throw new InvalidRequestError(`${at}.function.arguments must be a JSON object's text`, `${at}.function.arguments`);
+    }
+    return { id: call.id, name: fn.name, arguments: fn.arguments };
   });
 }
 
@@ -129,6 +189,37 @@ function logitBias(value, vocabSize) {
   });
 }
 
+/** OpenAI's response_format: {type: "text"} (no constraint), {type: "json_object"}, or {type: "json_schema",
+ * json_schema: {name, schema, strict, description}}. Whether the schema compiles is known only in the worker. */
+function responseFormat(value) {
+  const param = "response_format";
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw new InvalidRequestError("response_format must be an object {type, ...}", param);
+  }
+  if (value.type === "text") return null;
+  if (value.type === "json_object") return { type: "json_object" };
+  if (value.type !== "json_schema") {
+    throw new InvalidRequestError(`response_format.type must be one of text, json_object, json_schema (got ${
+      JSON.stringify(value.type)})`, `${param}.type`);
+  }
+  const format = value.json_schema;
+  if (format === null || typeof format !== "object" || Array.isArray(format)) {
+    throw new InvalidRequestError("response_format.json_schema must be an object {name, schema, strict}",
+      `${param}.json_schema`, format === undefined ? "missing_required_parameter" : "invalid_value");
+  }
+  if (typeof format.name !== "string" || !/^[A-Za-z0-9_-]{1,64}$/.test(format.name)) {
+    throw new InvalidRequestError("response_format.json_schema.name must be 1-64 letters, digits, _ or -",
+      `${param}.json_schema.name`);
+  }
+  if (format.strict !== undefined && format.strict !== null) boolean(format.strict, `${param}.json_schema.strict`);
+  const schema = format.schema ?? {};
+  if (typeof schema !== "object" || Array.isArray(schema)) {
+    throw new InvalidRequestError("response_format.json_schema.schema must be a JSON schema (an object)",
+      `${param}.json_schema.schema`);
+  }
+  return { type: "json_schema", name: format.name, schema: JSON.stringify(schema) };
+}
+
 function includeUsage(value) {
   if (typeof value !== "object" || Array.isArray(value)) {
     throw new InvalidRequestError("stream_options must be an object", "stream_options");
@@ -153,6 +244,13 @@ function integer(value, param, min) {
   if (!Number.isSafeInteger(value) || value < min) {
     const range = min === Number.MIN_SAFE_INTEGER ? "a (safe) integer" : `an integer >= ${min}`;
     throw new InvalidRequestError(`${param} must be ${range} (got ${JSON.stringify(value)})`, param);
+  }
+  return value;
+}
+
+function integerIn(value, param, min, max) {
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
+    throw new InvalidRequestError(`${param} must be an integer from ${min} to ${max} (got ${JSON.stringify(value)})`, param);
   }
   return value;
 }

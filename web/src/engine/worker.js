@@ -4,23 +4,27 @@
 // takes and sends are defined in protocol.js.
 import { Tokenizer } from "./tokenizer.js";
 import { BundleStore } from "./bundle-store.js";
-import { completionMeta, contentChunk, usageChunk, usageOf } from "./completion.js";
+import { choiceChunk, completionMeta, toolCallChunks, usageChunk, usageOf } from "./completion.js";
 import {
   ContextLengthExceededError, EngineError, ModelNotLoadedError, WebGPUUnavailableError, toWire,
 } from "./errors.js";
 import { generate } from "./generation.js";
+import { GrammarCompiler } from "./grammar.js";
 import { hasModelLibrary, modelLibrary } from "./manifest.js";
 import { ChatTemplate } from "./prompt.js";
 import { PromptEncoder } from "./prompt-tokens.js";
 import { Op, Reply } from "./protocol.js";
 import { seededRandom } from "./sampler.js";
 import { threadCount } from "./model-library.js";
+import { TokenTable } from "./token-table.js";
+import { ToolCallStream, templateInput, toolCallGrammar } from "./tools.js";
 import { TVMModel, requestWebGPU } from "./tvm-model.js";
 
 const LIBRARY_KIND = { webgpu: "webgpu", wasm: "wasm32" }; // device -> the model library it runs
 
 /** @type {null | {model: TVMModel, tokenizer: Tokenizer, plainTokenizer: Tokenizer, prompts: PromptEncoder,
- *                 info: any, stopTokenIds: Set<number>, stopStrings: string[]}} */
+ *                 info: any, stopTokenIds: Set<number>, stopStrings: string[], tokenTable: TokenTable,
+ *                 grammars: Promise<GrammarCompiler> | null}} */
 let loaded = null;
 let queue = Promise.resolve();
 const pendingChats = new Set(); // ids of chats queued or running
@@ -115,7 +119,8 @@ async function load({ id, bundleUrl, device: requested, threads: requestedThread
     }
     const chatConfig = await store.readJson("mlc-chat-config.json");
     const template = new ChatTemplate(await store.readJson("tokenizer_config.json"));
-    tokenizers = await loadTokenizers(await store.readJson("tokenizer.json"));
+    const tokenizerJson = await store.readJson("tokenizer.json");
+    tokenizers = await loadTokenizers(tokenizerJson);
     const tensorCache = await store.readJson("tensor-cache.json");
     const library = await store.read(modelLibrary(manifest, LIBRARY_KIND[device]).path);
     const compiling = () => progress({ stage: "compile", text: "Compiling WebGPU shaders", loadedBytes: store.loadedBytes,
@@ -145,6 +150,9 @@ async function load({ id, bundleUrl, device: requested, threads: requestedThread
       prompts: new PromptEncoder(template, tokenizers.plain, tokenizers.special),
       stopTokenIds: new Set([chatConfig.eos_token_id ?? [], conv.stop_token_ids ?? []].flat()),
       stopStrings: conv.stop_str ?? [],
+      tokenTable: new TokenTable(tokenizerJson, chatConfig.vocab_size,
+        chatConfig.tokenizer_info?.token_postproc_method ?? "byte_level"),
+      grammars: null, // the GrammarCompiler, made for the first request with a response_format
     };
     progress({ stage: "ready", text: `Loaded ${info.model} in ${info.loadTimeS.toFixed(1)} s`,
       loadedBytes: store.totalBytes, totalBytes: store.totalBytes, fraction: 1 });
@@ -180,6 +188,7 @@ function unload() {
   loaded.model.dispose();
   loaded.tokenizer.dispose();
   loaded.plainTokenizer.dispose();
+  loaded.grammars?.then((compiler) => compiler.dispose(), () => {});
   loaded = null;
   return null;
 }
@@ -188,36 +197,87 @@ function unload() {
 async function chat({ id, request }) {
   if (!loaded) throw new ModelNotLoadedError();
   const { model, tokenizer, info } = loaded;
-  const promptIds = promptIdsOf(request.messages);
+  const promptIds = promptIdsOf(request.messages, request.tools);
   const room = model.contextWindowSize - promptIds.length;
   if (room < 1 || (request.maxTokens !== null && request.maxTokens > room)) {
     throw new ContextLengthExceededError(`This model's context window is ${model.contextWindowSize} tokens; the `
       + `messages take ${promptIds.length}${request.maxTokens === null ? "" : ` and max_tokens asks for ${request.maxTokens} more`}. `
       + "Shorten the messages or lower max_tokens.");
   }
+  // compiled before "started", so that a schema it cannot compile rejects create() itself
+  const grammarStart = performance.now();
+  const grammar = request.tools ? toolCallGrammar(request.tools) : request.responseFormat;
+  const constraint = grammar && await (await grammarCompiler()).constraint(grammar);
+  const grammarInitS = (performance.now() - grammarStart) / 1000;
   post({ id, type: Reply.started });
   const meta = completionMeta(info.model);
-  post({ id, type: Reply.chunk, chunk: contentChunk(meta, { role: "assistant", content: "" }) });
-  const result = await generate({
-    model,
-    promptIds,
-    maxTokens: request.maxTokens ?? room,
-    sampling: request,
-    random: seededRandom(request.seed ?? crypto.getRandomValues(new Uint32Array(1))[0]),
-    stopTokenIds: loaded.stopTokenIds,
-    stopStrings: [...request.stop, ...loaded.stopStrings],
-    decodeText: (ids) => tokenizer.decode(Int32Array.from(ids)),
-    isAborted: () => aborted.has(id),
-    onText: (text) => post({ id, type: Reply.chunk, chunk: contentChunk(meta, { content: text }) }),
-  });
-  post({ id, type: Reply.chunk, chunk: contentChunk(meta, {}, result.finishReason) });
-  post({ id, type: Reply.chunk, chunk: usageChunk(meta, usageOf(result)) });
+  const send = (chunk) => post({ id, type: Reply.chunk, chunk });
+  const logprobs = request.topLogprobs === null ? null
+    : { top: request.topLogprobs, tokenBytes: (token) => loaded.tokenTable.bytes(token) };
+  // With tools, what may be a call is held until the choice ends (ToolCallStream); logprobs go with the text
+  // their tokens made, those of held text with the first chunk at the end.
+  const outputs = request.tools && Array.from({ length: request.n }, () => ({
+    stream: new ToolCallStream(request.tools.functions), logprobs: [],
+  }));
+  const onText = (text, tokens, index) => {
+    const output = outputs?.[index];
+    if (!output) {
+      send(choiceChunk(meta, index, { content: text }, { logprobs: logprobs && tokens }));
+      return;
+    }
+    output.logprobs.push(...tokens);
+    const released = output.stream.push(text);
+    if (released) {
+      send(choiceChunk(meta, index, { content: released }, { logprobs: logprobs && output.logprobs }));
+      output.logprobs = [];
+    }
+  };
+  const onFinish = (finishReason, index) => {
+    const output = outputs?.[index];
+    if (!output) send(choiceChunk(meta, index, {}, { finishReason }));
+    else for (const chunk of toolCallChunks(meta, index, output.stream.finish(), logprobs && output.logprobs, finishReason)) send(chunk);
+  };
+  try {
+    const result = await generate({
+      model,
+      promptIds,
+      n: request.n,
+      maxTokens: request.maxTokens ?? room,
+      sampling: request,
+      random: seededRandom(request.seed ?? crypto.getRandomValues(new Uint32Array(1))[0]),
+      stopTokenIds: loaded.stopTokenIds,
+      stopStrings: [...request.stop, ...loaded.stopStrings],
+      decodeText: (ids) => tokenizer.decode(Int32Array.from(ids)),
+      logprobs,
+      logitsProcessor: constraint,
+      isAborted: () => aborted.has(id),
+      onChoice: (index) => send(choiceChunk(meta, index, { role: "assistant", content: "" })),
+      onText,
+      onFinish,
+    });
+    const usage = usageOf(result);
+    if (constraint) usage.extra.grammar_init_s = grammarInitS; // as WebLLM's
+    send(usageChunk(meta, usage));
+  } finally {
+    constraint?.dispose();
+  }
   return null;
 }
 
-/** The prompt token ids of a conversation: the chat template rendered, then tokenized (message text as plain
- * text: see PromptEncoder). */
-function promptIdsOf(messages) {
+/** The loaded bundle's GrammarCompiler, made on first use. */
+function grammarCompiler() {
+  const bundle = loaded;
+  bundle.grammars ??= GrammarCompiler.create(bundle.tokenTable, [...bundle.stopTokenIds]).catch((error) => {
+    bundle.grammars = null; // try again on the next request
+    throw error;
+  });
+  return bundle.grammars;
+}
+
+/** The prompt token ids of a conversation (and its tools): the chat template rendered, then tokenized (message
+ * text as plain text: see PromptEncoder). */
+function promptIdsOf(messages, tools = null) {
   if (!loaded) throw new ModelNotLoadedError();
-  return loaded.prompts.encode(messages);
+  const input = templateInput(messages, tools, loaded.prompts.template.takesTools);
+  return loaded.prompts.encode(input.messages, input.tools);
 }
