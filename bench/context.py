@@ -21,14 +21,13 @@ from rich.table import Table
 from tokenizers import Tokenizer
 
 from bench.results import cpu_model
-from bench.site import built_web_dist, ensure_bundle
+from bench.site import ensure_bundle, wasm_engine_page
 from bench.wllama import create_wllama_app, load_wllama, open_wllama_page, prompt_text, wllama_generate
 from compile.quantization import DEFAULT_QUANTIZATION
-from e2e.browser import launch_webgpu_chromium, open_engine_page
+from e2e.browser import launch_webgpu_chromium
 from e2e.server import BackgroundServer
 from models.fetch import resolve_gguf
 from models.tokenizer import chat_prompt_ids
-from static_server import create_app
 
 matplotlib.use("Agg")  # no display: write the PNG only
 import matplotlib.pyplot as plt  # noqa: E402 (after choosing the backend)
@@ -73,12 +72,7 @@ def tabllm_points(bundles_dir: Path, bundle, conversations: list[list[dict]], th
     engine = f"tabllm WASM, {threads} thread{'s' if threads > 1 else ''}"
     create = "(request) => window.engine.chat.completions.create(request)"
     points = []
-    with BackgroundServer(create_app(bundles_dir, built_web_dist())) as server, sync_playwright() as playwright:
-        browser = launch_webgpu_chromium(playwright.chromium)
-        page = open_engine_page(browser.new_context(), server.url)
-        info = page.evaluate("([url, threads]) => window.engine.load(url, {device: 'wasm', threads})",
-                             [f"/bundles/{bundle.bundle_id}/", threads])
-        assert info["threads"] == threads, info
+    with wasm_engine_page(bundles_dir, bundle, threads) as page:
         for messages in conversations:
             # First the whole prompt (each size's own system message: nothing of it is cached), then a follow-up
             # over that history (cached), then the prompt again with sampling (only its decode counts).
@@ -95,7 +89,6 @@ def tabllm_points(bundles_dir: Path, bundle, conversations: list[list[dict]], th
                 extra(greedy, "decode_tokens_per_s"), extra(sampled, "decode_tokens_per_s"),
                 extra(follow_up, "time_to_first_token_s"), follow_up["usage"]["prompt_tokens"],
                 extra(follow_up, "decode_tokens_per_s")))
-        browser.close()
     return points
 
 

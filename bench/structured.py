@@ -12,16 +12,12 @@ import os
 import statistics
 from pathlib import Path
 
-from playwright.sync_api import sync_playwright
 from rich.console import Console
 from rich.table import Table
 
 from bench.results import cpu_model
-from bench.site import built_web_dist, ensure_bundle
+from bench.site import ensure_bundle, wasm_engine_page
 from compile.quantization import DEFAULT_QUANTIZATION
-from e2e.browser import launch_webgpu_chromium, open_engine_page
-from e2e.server import BackgroundServer
-from static_server import create_app
 
 MAX_TOKENS = 48
 PROMPTS = [
@@ -57,12 +53,7 @@ MODES = ("free", "json_object", "json_schema", "tools (required)")
 def measure(bundles_dir: Path, bundle, threads: int, runs: int) -> dict[str, list[dict]]:
     create = "(request) => window.engine.chat.completions.create(request)"
     samples = {mode: [] for mode in MODES}
-    with BackgroundServer(create_app(bundles_dir, built_web_dist())) as server, sync_playwright() as playwright:
-        browser = launch_webgpu_chromium(playwright.chromium)
-        page = open_engine_page(browser.new_context(), server.url)
-        info = page.evaluate("([url, threads]) => window.engine.load(url, {device: 'wasm', threads})",
-                             [f"/bundles/{bundle.bundle_id}/", threads])
-        assert info["threads"] == threads, info
+    with wasm_engine_page(bundles_dir, bundle, threads) as page:
         for run in range(runs):
             for prompt in PROMPTS:
                 for mode in MODES:  # interleaved, so the machine's load changes hit every mode alike
@@ -73,7 +64,6 @@ def measure(bundles_dir: Path, bundle, threads: int, runs: int) -> dict[str, lis
                     samples[mode].append({"decode_tokens_per_s": extra["decode_tokens_per_s"],
                                           "completion_tokens": completion["usage"]["completion_tokens"],
                                           "grammar_init_s": extra.get("grammar_init_s")})
-        browser.close()
     return samples
 
 
