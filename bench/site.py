@@ -1,5 +1,5 @@
 """What the bench's browser runs serve: the built engine and page (web/dist) and the bundles, compiled into the
-bundles directory when missing or built by another version of the compiler."""
+bundles directory when missing or built by another version of the compiler; and the engine page they drive."""
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
