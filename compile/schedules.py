@@ -104,7 +104,7 @@ class QuantMatmulGrouped(ScheduleRule):
     The accumulators stay in the default ("global") scope: TVM lowers small global allocations to stack slots,
     which LLVM promotes to registers, but "local" ones inside a parallel loop to TVMBackendAllocWorkspace
     calls, whose memory LLVM must assume aliases the weights: measured in V8, every partial sum then went
-    through a store and a load, and a 576x1536 q4 prefill took 0.20 ms per token against 0.095."""
+    through a store and a load, and a 576x1536 q4 prefill in 2-token tiles took 0.20 ms per token against 0.14."""
 
     def apply(self, func: tirx.PrimFunc, target: Target, _: bool) -> s_tir.Schedule | None:
         if not isinstance(func, tirx.PrimFunc):

@@ -8,7 +8,7 @@ from tvm import relax
 from tvm.relax.frontend import nn
 
 from compile.build import _pipeline, native_cpu_target
-from compile.quantization import QuantLinear
+from compile.quantization import CPU_TOKEN_TILE, QuantLinear
 from compile.toolchain import webgpu_target
 from models.quantization import Q4F32_1, BlockWeight, WeightFormat, quantize_q4f32_1
 from tests.numeric import assert_close_to_scale
@@ -59,7 +59,8 @@ def random_block_weight(fmt: WeightFormat, rng) -> BlockWeight:
 
 
 @pytest.mark.parametrize("fmt", FORMATS, ids=lambda f: f.name)
-@pytest.mark.parametrize("seq_len", [1, 2, 5])  # decode, one token tile, tiles and a partial tile
+# One token (the rest of its tile is padding), one whole tile, and whole tiles with a partial one.
+@pytest.mark.parametrize("seq_len", [1, CPU_TOKEN_TILE, 2 * CPU_TOKEN_TILE + 3])
 def test_grouped_cpu_quant_matmul_matches_numpy(seq_len, fmt):
     """The CPU form and rule compute x @ dequantize(w).T plus the residual."""
     mod, _ = LinearWithResidual(fmt, cpu=True).export_tvm(spec={"forward": {
