@@ -30,15 +30,15 @@ class Embedding(nn.Embedding):
 
 
 class Attention(nn.Module):
-    """Grouped-query attention over the paged KV cache, with fused q/k/v. `qkv_bias`: the projection has a bias
-    (Qwen2). `qk_norm`: q and k are RMS-normalised per head before the rotary embedding (Qwen3)."""
+    """Grouped-query attention over the paged KV cache, with fused q/k/v; the projection has a bias where the
+    config says so (Qwen2). `qk_norm`: q and k are RMS-normalised per head before the rotary embedding (Qwen3)."""
 
-    def __init__(self, config: LlamaConfig, *, qkv_bias: bool, qk_norm: bool):
+    def __init__(self, config: LlamaConfig, *, qk_norm: bool):
         self.head_dim = config.head_dim
         self.num_q_heads = config.num_attention_heads
         self.num_kv_heads = config.num_key_value_heads
         qkv_features = (self.num_q_heads + 2 * self.num_kv_heads) * self.head_dim
-        self.qkv_proj = nn.Linear(config.hidden_size, qkv_features, bias=qkv_bias)
+        self.qkv_proj = nn.Linear(config.hidden_size, qkv_features, bias=config.attention_bias)
         self.o_proj = nn.Linear(self.num_q_heads * self.head_dim, config.hidden_size, bias=False)
         if qk_norm:
             self.q_norm = rms_norm(self.head_dim, config.rms_norm_eps)
@@ -83,10 +83,10 @@ class DecoderLayer(nn.Module):
 
 
 class DecoderModel(nn.Module):
-    def __init__(self, config: LlamaConfig, *, qkv_bias: bool, qk_norm: bool):
+    def __init__(self, config: LlamaConfig, *, qk_norm: bool):
         self.embed_tokens = Embedding(config.vocab_size, config.hidden_size)
         self.layers = nn.ModuleList([
-            DecoderLayer(config, Attention(config, qkv_bias=qkv_bias, qk_norm=qk_norm))
+            DecoderLayer(config, Attention(config, qk_norm=qk_norm))
             for _ in range(config.num_hidden_layers)
         ])
         self.norm = rms_norm(config.hidden_size, config.rms_norm_eps)
@@ -101,8 +101,7 @@ class CausalLM(nn.Module):
     """A decoder with its output projection. The exported functions follow the MLC model-library ABI: embed,
     prefill, decode and create_tir_paged_kv_cache (the KV cache kernels depend on the target, hence `target`)."""
 
-    def __init__(self, config: LlamaConfig, options: CompileOptions, target: Target, *, qkv_bias: bool,
-                 qk_norm: bool):
+    def __init__(self, config: LlamaConfig, options: CompileOptions, target: Target, *, qk_norm: bool = False):
         if config.sliding_window and options.context_window_size > config.sliding_window:
             raise UnsupportedModelError(
                 f"{config.model_type}: attention over a sliding window of {config.sliding_window} tokens is not "
@@ -111,7 +110,7 @@ class CausalLM(nn.Module):
         self.config = config
         self.options = options
         self.target = target
-        self.model = DecoderModel(config, qkv_bias=qkv_bias, qk_norm=qk_norm)
+        self.model = DecoderModel(config, qk_norm=qk_norm)
         if not config.tie_word_embeddings:
             self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
 

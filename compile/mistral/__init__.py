@@ -1,7 +1,7 @@
 """Mistral: Llama with a sliding attention window, which is computed only where it holds the whole context window
 (Mistral 7B v0.2+ and Nemo have none; v0.1's is 4,096 tokens)."""
 from compile.architecture import Architecture
-from compile.llama import LlamaForCausalLM
+from compile.layers import CausalLM
 from compile.weights import decoder_params
 from models.llama import LlamaConfig, hf_weight_shapes
 
@@ -15,6 +15,6 @@ ARCHITECTURE = Architecture(
     hf_model_types=("mistral",),
     config_from_hf=mistral_config,
     weight_shapes=hf_weight_shapes,
-    module=LlamaForCausalLM,
+    module=CausalLM,
     params=decoder_params,
 )

@@ -1,10 +1,10 @@
 """Qwen3 (dense): Llama with an RMSNorm over each head of q and k before the rotary embedding, and head_dim free of
 hidden_size / heads."""
 from collections.abc import Iterator
+from functools import partial
 
 from compile.architecture import Architecture
 from compile.layers import CausalLM
-from compile.options import CompileOptions
 from compile.weights import decoder_params
 from models.llama import LlamaConfig, hf_weight_shapes
 from models.quantization import Weight
@@ -29,16 +29,11 @@ def qwen3_params(config: LlamaConfig, weights: dict[str, Weight]) -> Iterator[tu
             yield f"model.layers.{i}.{norm}", weights[f"model.layers.{i}.{norm}"]
 
 
-class Qwen3ForCausalLM(CausalLM):
-    def __init__(self, config: LlamaConfig, options: CompileOptions, target):
-        super().__init__(config, options, target, qkv_bias=config.attention_bias, qk_norm=True)
-
-
 ARCHITECTURE = Architecture(
     name="qwen3",
     hf_model_types=("qwen3",),
     config_from_hf=qwen3_config,
     weight_shapes=qwen3_weight_shapes,
-    module=Qwen3ForCausalLM,
+    module=partial(CausalLM, qk_norm=True),
     params=qwen3_params,
 )
