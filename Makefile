@@ -45,4 +45,4 @@ test: setup
 	$(PY) -m pytest
 
 clean:
-	rm -rf $(VENV) web/node_modules test-artifacts
+	rm -rf $(VENV) web/node_modules test-artifacts build

@@ -34,8 +34,8 @@ from bench.wllama import bench_wllama
 from compile.native import NativeModel, build_native_model
 from compile.pipeline import load_source
 from compile.quantization import DEFAULT_QUANTIZATION, QUANTIZATIONS, get_quantization
-from e2e.browser import create_page_engine, launch_webgpu_chromium, open_engine_page
-from e2e.server import BackgroundServer
+from harness.browser import create_page_engine, launch_webgpu_chromium, open_engine_page
+from harness.server import BackgroundServer
 from models.fetch import resolve_gguf
 from models.reference import NumpyLlama
 from models.tokenizer import chat_prompt_ids

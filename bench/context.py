@@ -24,8 +24,8 @@ from bench.results import cpu_model
 from bench.site import ensure_bundle, wasm_engine_page
 from bench.wllama import create_wllama_app, load_wllama, open_wllama_page, prompt_text, wllama_generate
 from compile.quantization import DEFAULT_QUANTIZATION
-from e2e.browser import launch_webgpu_chromium
-from e2e.server import BackgroundServer
+from harness.browser import launch_webgpu_chromium
+from harness.server import BackgroundServer
 from models.fetch import resolve_gguf
 from models.tokenizer import chat_prompt_ids
 

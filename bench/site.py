@@ -8,11 +8,10 @@ from playwright.sync_api import Page, sync_playwright
 
 from compile.bundle import Bundle, load_bundle
 from compile.pipeline import compile_bundle, compiler_digest
-from e2e.browser import launch_webgpu_chromium, open_engine_page
-from e2e.server import BackgroundServer
+from harness.browser import launch_webgpu_chromium, open_engine_page
+from harness.server import BackgroundServer
 from static_server import create_app
-
-WEB_DIST = Path(__file__).resolve().parent.parent / "web" / "dist"
+from static_server.app import DEFAULT_ASSETS_DIR as WEB_DIST
 
 
 def built_web_dist() -> Path:

@@ -15,8 +15,8 @@ from playwright.sync_api import sync_playwright
 from bench.results import chromium_pids, pss_bytes
 from bench.site import built_web_dist, ensure_bundle
 from compile.quantization import DEFAULT_QUANTIZATION
-from e2e.browser import launch_webgpu_chromium, open_engine_page
-from e2e.server import BackgroundServer
+from harness.browser import launch_webgpu_chromium, open_engine_page
+from harness.server import BackgroundServer
 from static_server import create_app
 
 BATCH_SCRIPT = (Path(__file__).parent / "pages" / "soak.js").read_text(encoding="utf-8")

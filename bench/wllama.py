@@ -19,12 +19,14 @@ from starlette.staticfiles import StaticFiles
 from tokenizers import Tokenizer
 
 from bench.results import PeakMemory, Result, chromium_pids
-from e2e.browser import STEP_TIMEOUT_MS, launch_webgpu_chromium, print_page_problems
-from e2e.server import BackgroundServer
+from harness.browser import STEP_TIMEOUT_MS, launch_webgpu_chromium, print_page_problems
+from harness.server import BackgroundServer
 from static_server.headers import SECURITY_HEADERS
 
-ROOT = Path(__file__).resolve().parent.parent
-WLLAMA_ESM = ROOT / "web" / "node_modules" / "@wllama" / "wllama" / "esm"
+# An installed wheel carries wllama's ESM build as bench/wllama (setup.py); a checkout has it in web/node_modules.
+PACKAGED_WLLAMA_ESM = Path(__file__).resolve().parent / "wllama"
+WLLAMA_ESM = (PACKAGED_WLLAMA_ESM if PACKAGED_WLLAMA_ESM.is_dir()
+              else Path(__file__).resolve().parent.parent / "web" / "node_modules" / "@wllama" / "wllama" / "esm")
 PAGES = Path(__file__).parent / "pages"
 ISOLATION_HEADERS = {name: SECURITY_HEADERS[name] for name in ("Cross-Origin-Opener-Policy",
                                                                 "Cross-Origin-Embedder-Policy")}

@@ -13,9 +13,9 @@ from starlette.staticfiles import StaticFiles
 
 from compile.bundle import Bundle
 from compile.pipeline import compile_bundle
-from e2e.browser import (launch_chromium_without_webgpu, launch_webgpu_chromium, open_engine_page,
+from harness.browser import (launch_chromium_without_webgpu, launch_webgpu_chromium, open_engine_page,
                          print_page_problems)
-from e2e.server import BackgroundServer, RequestLog
+from harness.server import BackgroundServer, RequestLog
 from static_server import create_app
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -6,7 +6,7 @@ whose greedy token ids are exactly the reference's."""
 import numpy as np
 import pytest
 
-from e2e.browser import STEP_TIMEOUT_MS, print_page_problems
+from harness.browser import STEP_TIMEOUT_MS, print_page_problems
 from models.reference import NumpyLlama
 from models.tokenizer import chat_prompt_ids
 

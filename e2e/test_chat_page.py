@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from compile.bundle import write_bundle
-from e2e.browser import launch_chromium_without_webgpu
+from harness.browser import launch_chromium_without_webgpu
 from static_server import create_app
 
 ROOT = Path(__file__).resolve().parent.parent

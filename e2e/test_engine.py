@@ -9,7 +9,7 @@ shared by the whole module, in order, and generations stay short. Timings are pr
 """
 import shutil
 
-from e2e.browser import create_page_engine, launch_chromium_without_webgpu, open_engine_page
+from harness.browser import create_page_engine, launch_chromium_without_webgpu, open_engine_page
 from models.tokenizer import chat_prompt_ids
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from e2e.browser import open_engine_page
+from harness.browser import open_engine_page
 
 ROOT = Path(__file__).resolve().parent.parent
 WEB = ROOT / "web"

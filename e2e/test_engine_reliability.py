@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
-from e2e.browser import open_engine_page
+from harness.browser import open_engine_page
 from static_server import create_app
 from static_server.headers import SecurityHeadersMiddleware
 

@@ -5,7 +5,7 @@ A page that is not cross-origin isolated cannot share the memory: it runs one th
 """
 import pytest
 
-from e2e.browser import open_engine_page
+from harness.browser import open_engine_page
 from e2e.test_engine_wasm import abort_a_long_story
 
 LONG_TOKENS = 40  # greedy tokens compared between thread counts, far past the reference's short answer

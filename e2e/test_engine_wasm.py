@@ -3,7 +3,7 @@ by `device: "auto"` when WebGPU is missing or only a software adapter (SwiftShad
 `device: "wasm"`. Same API, same answers as the numpy reference; cancellation works although a CPU step never
 waits on a GPU. Timings are printed (run with -s), not asserted.
 """
-from e2e.browser import open_engine_page
+from harness.browser import open_engine_page
 
 LOAD = """async ([url, device]) => {
     const info = await window.engine.load(url, {device});

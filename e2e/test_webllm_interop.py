@@ -9,7 +9,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
-from e2e.browser import STEP_TIMEOUT_MS
+from harness.browser import STEP_TIMEOUT_MS
 from models.reference import NumpyLlama
 from static_server import create_app
 from tests.multi_turn import float_reference_weights, reference_conversation

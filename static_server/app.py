@@ -31,7 +31,10 @@ from .headers import SECURITY_HEADERS, JsonAndJsGZipMiddleware, SecurityHeadersM
 log = logging.getLogger(__name__)
 
 DEFAULT_BUNDLES_DIR = Path("bundles")
-DEFAULT_ASSETS_DIR = Path(__file__).resolve().parent.parent / "web" / "dist"
+# An installed wheel carries web/dist as static_server/web (setup.py); a checkout serves web/dist itself.
+PACKAGED_ASSETS_DIR = Path(__file__).resolve().parent / "web"
+DEFAULT_ASSETS_DIR = (PACKAGED_ASSETS_DIR if PACKAGED_ASSETS_DIR.is_dir()
+                      else Path(__file__).resolve().parent.parent / "web" / "dist")
 # What `npm run build --prefix web` puts in web/dist and the page needs.
 PAGE_ASSETS = ("chat.js", "chat.css", "engine.js", "worker.js")
 

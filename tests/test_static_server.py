@@ -15,7 +15,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from compile.bundle import write_bundle
-from e2e.server import free_port
+from harness.server import free_port
 from static_server import create_app
 from static_server.app import IMMUTABLE
 from static_server.headers import CONTENT_SECURITY_POLICY
