@@ -65,7 +65,7 @@ def bench_browser(bundles_dir: Path, bundle, decode_tokens: int, device: str, th
         const start = performance.now();
         const info = await window.engine.load(url, threads === null ? {device} : {device, threads});
         if (threads !== null && info.threads !== threads) throw new Error(`${info.threads} threads, not ${threads}`);
-        return (performance.now() - start) / 1000;
+        return {seconds: (performance.now() - start) / 1000, library: info.library};
     }"""
     bundle_url = f"/bundles/{bundle.bundle_id}/"
     with BackgroundServer(create_app(bundles_dir, web_dist)) as server, sync_playwright() as playwright, \
@@ -82,11 +82,14 @@ def bench_browser(bundles_dir: Path, bundle, decode_tokens: int, device: str, th
         adapter = page.evaluate("async () => (await navigator.gpu.requestAdapter()).info.architecture")
         browser.close()
     median = lambda key: statistics.median(c["usage"]["extra"][key] for c in completions)
+    library = warm["library"]  # the bundle's other libraries are never fetched
+    simd = "relaxed SIMD" if library == "wasm32-relaxed" else "SIMD"
     engine = (f"browser WebGPU ({adapter})" if device == "webgpu"
-              else f"browser WASM CPU (SIMD, {threads} thread{'s' if threads > 1 else ''})")
-    other_library = "-wasm32.wasm" if device == "webgpu" else "-webgpu.wasm"  # in the bundle, never fetched
-    loaded_bytes = sum(f["bytes"] for f in bundle.manifest["files"] if not f["path"].endswith(other_library))
-    return Result(engine, bundle.manifest["quantization"], cold, warm, median("time_to_first_token_s"),
+              else f"browser WASM CPU ({simd}, {threads} thread{'s' if threads > 1 else ''})")
+    loaded_bytes = sum(f["bytes"] for f in bundle.manifest["files"]
+                       if not f["path"].endswith(".wasm") or f["path"].endswith(f"-{library}.wasm"))
+    return Result(engine, bundle.manifest["quantization"], cold["seconds"], warm["seconds"],
+                  median("time_to_first_token_s"),
                   median("prefill_tokens_per_s"), median("decode_tokens_per_s"), memory.peak, loaded_bytes,
                   answers=[c["choices"][0]["message"]["content"] for c in completions])
 

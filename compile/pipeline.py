@@ -17,7 +17,7 @@ from compile.chat_config import chat_config
 from compile.options import CompileOptions
 from compile.quantization import DEFAULT_QUANTIZATION, FLOAT_SOURCE_QUANTIZATION, Quantization, get_quantization
 from compile.registry import architecture_for_hf, get_architecture
-from compile.toolchain import emcc_version, wasm32_target, wasm_fcompile, webgpu_target
+from compile.toolchain import emcc_version, wasm32_relaxed_target, wasm32_target, wasm_fcompile, webgpu_target
 from models.convert import load_fp32_model
 from models.errors import UnsupportedModelError
 from models.fetch import resolve_gguf
@@ -29,8 +29,9 @@ OptLevel = Literal["release", "fast"]
 LINK_FLAGS = {"release": "-O3", "fast": "-O1"}
 STAGES = ("fetch", "convert", "quantize", "build", "link", "write")
 TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json"]
-# One model library per device kind; the browser engine picks one (WebGPU, or the CPU where it is missing).
-LIBRARY_TARGETS = {"webgpu": webgpu_target, "wasm32": wasm32_target}
+# One model library per device kind; the browser engine picks one (WebGPU, or the CPU where it is missing, with
+# relaxed SIMD where the browser has it).
+LIBRARY_TARGETS = {"webgpu": webgpu_target, "wasm32": wasm32_target, "wasm32-relaxed": wasm32_relaxed_target}
 
 
 @dataclass
@@ -141,7 +142,7 @@ def compile_bundle(model: str, *, gguf: Path | None = None, quantization: str | 
                 stop_ids += [i for i in generation_eos_ids(checkpoint) if i not in stop_ids]
         with clock.stage("quantize", f"weights -> {quantization}"):
             quantized = quant.quantize(get_architecture(config.model_type).params(config, weights))
-        with clock.stage("build", f"Relax model ({quantization}) -> WebGPU kernels and wasm32 SIMD CPU code"):
+        with clock.stage("build", f"Relax model ({quantization}) -> WebGPU kernels, wasm32 SIMD (and relaxed SIMD) CPU code"):
             exports = {device: export_model(config, options, quantization, quantized.formats, target)
                        for device, target in targets.items()}
             executables = {device: build(exported) for device, exported in exports.items()}

@@ -24,7 +24,9 @@ PROMPTS = ["What is the largest ocean on Earth?", "Write a haiku about the sea."
            "What is the boiling point of water?"]
 
 
-LIBRARIES = {"webgpu": "webgpu", "cpu": "wasm32"}  # runner device -> the bundle's library for it
+# runner device -> the bundle's library for it: on the CPU, SIMD128 (every browser) or relaxed SIMD (fused
+# multiply-adds; Chromium has it)
+LIBRARIES = {"webgpu": "webgpu", "cpu": "wasm32", "cpu-relaxed": "wasm32-relaxed"}
 
 
 def open_runner(browser, site_url: str, bundle, device: str = "webgpu"):
@@ -35,12 +37,12 @@ def open_runner(browser, site_url: str, bundle, device: str = "webgpu"):
     print_page_problems(page)
     page.goto(f"{site_url}/e2e/bundle_runner.html")
     opened = page.evaluate("spec => window.openBundle(spec)", {
-        "bundleUrl": f"{site_url}/bundles/{bundle.bundle_id}/", "device": device,
+        "bundleUrl": f"{site_url}/bundles/{bundle.bundle_id}/", "device": "webgpu" if device == "webgpu" else "cpu",
         "library": f"{bundle.path.name}-{LIBRARIES[device]}.wasm"})
     return context, page, opened
 
 
-@pytest.fixture(scope="module", params=["webgpu", "cpu"])
+@pytest.fixture(scope="module", params=["webgpu", "cpu", "cpu-relaxed"])
 def default_runner(request, webgpu_browser, no_webgpu_browser, site, smollm2_q4_bundle):
     """The default bundle's library for each device, loaded once per device for this module."""
     browser = webgpu_browser if request.param == "webgpu" else no_webgpu_browser

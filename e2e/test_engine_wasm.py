@@ -1,4 +1,5 @@
-"""The engine's CPU path: the bundle's WebAssembly SIMD library (`*-wasm32.wasm`) run by the same engine, chosen
+"""The engine's CPU path: the bundle's WebAssembly SIMD library (`*-wasm32-relaxed.wasm` where the browser has relaxed
+SIMD, as Chromium does, `*-wasm32.wasm` elsewhere) run by the same engine, chosen
 by `device: "auto"` when WebGPU is missing or only a software adapter (SwiftShader) is there, or asked for with
 `device: "wasm"`. Same API, same answers as the numpy reference; cancellation works although a CPU step never
 waits on a GPU. Timings are printed (run with -s), not asserted.
@@ -38,6 +39,7 @@ def abort_a_long_story(page) -> dict:
 def test_auto_runs_on_the_cpu_when_the_only_adapter_is_software(engine_page, bundle_url):
     loaded = engine_page.evaluate(LOAD, [bundle_url, "auto"])
     assert loaded["device"] == "wasm" and loaded["info"]["device"] == "wasm" and loaded["info"]["adapter"] is None
+    assert loaded["info"]["library"] == "wasm32-relaxed"  # Chromium has relaxed SIMD
 
 
 def test_greedy_answer_on_the_cpu_is_the_reference_answer(engine_page, smollm2_greedy_case, smollm2_tokenizer):

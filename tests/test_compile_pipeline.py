@@ -23,17 +23,19 @@ def test_bundle_files_verify_and_stages_are_timed(default_compile):
     bundle = verify_bundle(default_compile.bundle.path)
     names = {f["path"] for f in bundle.manifest["files"]}
     assert {"mlc-chat-config.json", "tensor-cache.json", "tokenizer.json", "tokenizer_config.json",
-            f"{MODEL}-gguf-webgpu.wasm", f"{MODEL}-gguf-wasm32.wasm"} <= names
+            f"{MODEL}-gguf-webgpu.wasm", f"{MODEL}-gguf-wasm32.wasm", f"{MODEL}-gguf-wasm32-relaxed.wasm"} <= names
     assert bundle.manifest["build"]["quantization"] == "gguf"
     # SmolLM2's GGUF: Q4_1 matrices (fused q/k/v and gate/up: 4 per layer), a Q8_0 embedding
     assert bundle.manifest["build"]["weight_formats"] == {"q4g32": 120, "q8g32z128": 1}
-    assert set(bundle.manifest["build"]["targets"]) == {"webgpu", "wasm32"}
+    assert set(bundle.manifest["build"]["targets"]) == {"webgpu", "wasm32", "wasm32-relaxed"}
     assert "+simd128" in bundle.manifest["build"]["targets"]["wasm32"]
+    assert "+relaxed-simd" not in bundle.manifest["build"]["targets"]["wasm32"]
+    assert "+relaxed-simd" in bundle.manifest["build"]["targets"]["wasm32-relaxed"]
     assert bundle.manifest["build"]["apache-tvm"] == "0.27.0.post1"
     assert set(default_compile.stage_seconds) == set(STAGES)
 
 
-@pytest.mark.parametrize("device", ["webgpu", "wasm32"])
+@pytest.mark.parametrize("device", ["webgpu", "wasm32", "wasm32-relaxed"])
 def test_libraries_are_wasm_modules(default_compile, device):
     assert (default_compile.bundle.path / f"{MODEL}-gguf-{device}.wasm").read_bytes()[:4] == b"\0asm"
 

@@ -6,11 +6,12 @@ TVM's CPU kernels are scalar: per key they run a 64-step dot product, an exp2 an
 the prefill kernel walks every row of the page pool (the whole context window) testing each against the
 sequence length, and the ragged kernel scores masked keys too. Measured in Chromium (wasm32, one thread) with
 SmolLM2: decode fell from 26 to 9 tokens/s as the context grew from 67 to 1,642 tokens, and a 1,642-token prompt
-took 94 s. Here: keys in tiles of 16 (one KV page), dot products in SIMD lanes, one online softmax rescale per
-tile, the tile's exponentials as a vector polynomial (libm's exp2f is a call per score), output lanes
-accumulated in registers over the tile's keys, only the keys the mask lets through. A prefill task is one token
-with all the query heads that share a KV head, so each key and value row is loaded once for them; a decode task
-is one query head (decode has few tasks to share among threads). Tasks run in parallel on the CPU library's
+took 94 s. Here: keys in tiles of 16 (one KV page, located once per tile), dot products in SIMD lanes over a
+group of keys at once, one online softmax rescale per tile, the tile's exponentials as a vector polynomial (libm's
+exp2f is a call per score), output lanes accumulated in registers over the tile's keys, only the keys the mask
+lets through. A task is one token (decode: one sequence) with all the query heads that share a KV head, so each key
+and value row is loaded once for them: decode over 2,048 keys reads 3x less of the cache than with a task per
+query head, and took 1.7x less time (native, one thread). Tasks run in parallel on the CPU library's
 threads; each one's arithmetic is the same whatever the thread count.
 
 Scores are in the log2 domain (x log2(e), exp2), and the log-sum-exp state starts at m = -5e4, d = 1, as in TVM's
@@ -52,13 +53,30 @@ def _exp2(x):
     return poly * T.reinterpret("float32", T.shift_left(T.Cast("int32", whole) + 127, 23))
 
 
+def _chains(rows: int) -> int:
+    """How many keys (scores) or output vectors (values) a task takes at once per row: about 12 chains of
+    multiply-adds in all, enough to hide the multiply-add's latency and few enough to stay in 16 vector registers.
+    One key at a time, each row's dot product was one chain of 16 dependent multiply-adds: 1.5x slower (decode
+    over 2,048 keys, native)."""
+    return 1 << max(0, min(2, (12 // rows).bit_length() - 1))
+
+
+def _keys_per_group(rows: int) -> int:
+    return min(_chains(rows), KEYS_PER_TILE)
+
+
+def _vectors_per_block(rows: int) -> int:
+    return _chains(rows)
+
+
 def _attend(head_dim: int):
     """`rows` query rows against the same keys [0, length) (query heads that share one KV head):
-    key(row, d) and value(row, d) read key row `row`'s element d; query(r, d), out(r, d, value) and
+    tile_start(tile) locates the tile of keys [tile * KEYS_PER_TILE, ...) (a page, or a first row) once per tile,
+    key(start, j, d) and value(start, j, d) read element d of the tile's key j; query(r, d), out(r, d, value) and
     lse_out(r, value) address query row r. Each key and value row is loaded once for all the rows."""
 
     @T.macro(hygienic=False)
-    def attend(rows, query, length, key, value, out, lse_out, sm_scale):
+    def attend(rows, query, length, tile_start, key, value, out, lse_out, sm_scale):
         with T.sblock("attend"):
             T.reads()  # opaque: the loops below read rows chosen at run time
             T.writes()
@@ -66,7 +84,7 @@ def _attend(head_dim: int):
             q_rows = T.sblock_alloc_buffer((rows, head_dim), "float32")
             o_rows = T.sblock_alloc_buffer((rows, head_dim), "float32")
             scores = T.sblock_alloc_buffer((rows, KEYS_PER_TILE), "float32")
-            lane_sums = T.sblock_alloc_buffer((rows, LANES), "float32")
+            lane_sums = T.sblock_alloc_buffer((rows, _keys_per_group(rows), LANES), "float32")
             # per row: running max, running sum, max of the tile, rescale of what came before it
             state = T.sblock_alloc_buffer((rows, 4), "float32")
             for r in T.unroll(rows):
@@ -77,17 +95,25 @@ def _attend(head_dim: int):
                 state[r, 1] = T.float32(1)
             for tile in T.serial(T.ceildiv(visible, KEYS_PER_TILE)):
                 tile_length: T.let[T.int32] = T.min(KEYS_PER_TILE, visible - tile * KEYS_PER_TILE)
-                for j in T.serial(tile_length):
-                    for r in T.unroll(rows):
-                        for lane in T.vectorized(LANES):
-                            lane_sums[r, lane] = T.float32(0)
-                    for i in T.serial(head_dim // LANES):
+                start: T.let[T.int32] = tile_start(tile)
+                # A group of keys at once: its rows' dot products are independent chains of multiply-adds.
+                for group in T.serial(T.ceildiv(tile_length, _keys_per_group(rows))):
+                    for g in T.unroll(_keys_per_group(rows)):
                         for r in T.unroll(rows):
                             for lane in T.vectorized(LANES):
-                                lane_sums[r, lane] += q_rows[r, i * LANES + lane] * key(
-                                    tile * KEYS_PER_TILE + j, i * LANES + lane)
-                    for r in T.unroll(rows):
-                        scores[r, j] = (lane_sums[r, 0] + lane_sums[r, 1]) + (lane_sums[r, 2] + lane_sums[r, 3])
+                                lane_sums[r, g, lane] = T.float32(0)
+                    for i in T.serial(head_dim // LANES):
+                        for g in T.unroll(_keys_per_group(rows)):
+                            for r in T.unroll(rows):
+                                for lane in T.vectorized(LANES):
+                                    # past the tile's last key (a partial group): score that key again, unused
+                                    lane_sums[r, g, lane] += q_rows[r, i * LANES + lane] * key(
+                                        start, T.min(group * _keys_per_group(rows) + g, tile_length - 1),
+                                        i * LANES + lane)
+                    for g in T.unroll(_keys_per_group(rows)):
+                        for r in T.unroll(rows):
+                            scores[r, group * _keys_per_group(rows) + g] = (
+                                (lane_sums[r, g, 0] + lane_sums[r, g, 1]) + (lane_sums[r, g, 2] + lane_sums[r, g, 3]))
                 for r in T.unroll(rows):
                     state[r, 2] = state[r, 0]
                     for j in T.serial(tile_length):
@@ -102,13 +128,16 @@ def _attend(head_dim: int):
                         state[r, 1] = state[r, 1] + scores[r, j]
                     for d in T.vectorized(head_dim):
                         o_rows[r, d] = o_rows[r, d] * state[r, 3]
-                # Output lanes outermost: a lane's rows accumulate over the tile's keys in registers.
-                for i in T.serial(head_dim // LANES):
+                # A block of output vectors outermost: its rows accumulate over the tile's keys in registers, as
+                # independent chains of multiply-adds.
+                for block in T.serial(head_dim // (LANES * _vectors_per_block(rows))):
                     for j in T.serial(tile_length):
-                        for r in T.unroll(rows):
-                            for lane in T.vectorized(LANES):
-                                o_rows[r, i * LANES + lane] += scores[r, j] * value(
-                                    tile * KEYS_PER_TILE + j, i * LANES + lane)
+                        for v in T.unroll(_vectors_per_block(rows)):
+                            for r in T.unroll(rows):
+                                for lane in T.vectorized(LANES):
+                                    o_rows[r, (block * _vectors_per_block(rows) + v) * LANES + lane] += (
+                                        scores[r, j] * value(
+                                            start, j, (block * _vectors_per_block(rows) + v) * LANES + lane))
             for r in T.unroll(rows):
                 for d in T.vectorized(head_dim):
                     out(r, d, o_rows[r, d] / state[r, 1])
@@ -119,6 +148,7 @@ def _attend(head_dim: int):
 
 def decode_kernel(num_kv_heads: int, num_q_heads: int, head_dim: int, page_size: int) -> tvm.tirx.PrimFunc:
     """One new token per sequence against the sequence's pages (TVM's batch_decode_paged_kv_cpu)."""
+    assert page_size == KEYS_PER_TILE, "a tile of keys is one KV page"
     group_size = num_q_heads // num_kv_heads
     attend = _attend(head_dim)
 
@@ -148,18 +178,20 @@ def decode_kernel(num_kv_heads: int, num_q_heads: int, head_dim: int, page_size:
         output = T.match_buffer(output_handle, (B, num_q_heads, head_dim), "float32")
         lse = T.match_buffer(lse_handle, (B, num_q_heads), "float32")
         T.Assert(rotary_mode == 0, ROTARY_MODE_ERROR)
-        for b in T.serial(B):
-            for h in T.parallel(num_q_heads):
-                begin: T.let[T.int32] = page_indptr[b]
-                length: T.let[T.int32] = T.if_then_else(
-                    begin != page_indptr[b + 1], (page_indptr[b + 1] - begin - 1) * page_size + last_page_len[b], 0)
-                attend(  # one row per thread: decode has few (query head, KV head) pairs to share
-                    1, lambda r, d: Q[b, h, d], length,
-                    lambda row, d: pages[page_values[begin + row // page_size], 0, h // group_size, row % page_size, d],
-                    lambda row, d: pages[page_values[begin + row // page_size], 1, h // group_size, row % page_size, d],
-                    lambda r, d, value: T.buffer_store(output, value, [b, h, d]),
-                    lambda r, value: T.buffer_store(lse, value, [b, h]),
-                    sm_scale)
+        for pair in T.parallel(B * num_kv_heads):
+            b: T.let[T.int32] = pair // num_kv_heads
+            kv_head: T.let[T.int32] = pair % num_kv_heads
+            begin: T.let[T.int32] = page_indptr[b]
+            length: T.let[T.int32] = T.if_then_else(
+                begin != page_indptr[b + 1], (page_indptr[b + 1] - begin - 1) * page_size + last_page_len[b], 0)
+            attend(
+                group_size, lambda r, d: Q[b, kv_head * group_size + r, d], length,
+                lambda tile: page_values[begin + tile],
+                lambda page, j, d: pages[page, 0, kv_head, j, d],
+                lambda page, j, d: pages[page, 1, kv_head, j, d],
+                lambda r, d, value: T.buffer_store(output, value, [b, kv_head * group_size + r, d]),
+                lambda r, value: T.buffer_store(lse, value, [b, kv_head * group_size + r]),
+                sm_scale)
 
     return batch_decode_paged_kv_cpu
 
@@ -172,6 +204,7 @@ def _visible_keys(causal, row, kv_length, q_length):
 
 def prefill_paged_kernel(num_kv_heads: int, num_q_heads: int, head_dim: int, page_size: int) -> tvm.tirx.PrimFunc:
     """New tokens against their sequence's cached pages (TVM's batch_prefill_paged_kv_cpu)."""
+    assert page_size == KEYS_PER_TILE, "a tile of keys is one KV page"
     group_size = num_q_heads // num_kv_heads
     attend = _attend(head_dim)
 
@@ -216,8 +249,9 @@ def prefill_paged_kernel(num_kv_heads: int, num_q_heads: int, head_dim: int, pag
                 attend(
                     group_size, lambda r, d: q[q_start + row, kv_head * group_size + r, d],
                     _visible_keys(causal, row, kv_length, q_length),
-                    lambda key, d: pages[page_values[begin + key // page_size], 0, kv_head, key % page_size, d],
-                    lambda key, d: pages[page_values[begin + key // page_size], 1, kv_head, key % page_size, d],
+                    lambda tile: page_values[begin + tile],
+                    lambda page, j, d: pages[page, 0, kv_head, j, d],
+                    lambda page, j, d: pages[page, 1, kv_head, j, d],
                     lambda r, d, value: T.buffer_store(output, value, [q_start + row, kv_head * group_size + r, d]),
                     lambda r, value: T.buffer_store(lse, value, [q_start + row, kv_head * group_size + r]),
                     sm_scale)
@@ -265,8 +299,9 @@ def prefill_ragged_kernel(num_kv_heads: int, num_q_heads: int, head_dim: int) ->
                 attend(
                     group_size, lambda r, d: q[q_start + row, kv_head * group_size + r, d],
                     _visible_keys(causal, row, kv_length, q_length),
-                    lambda key, d: k[kv_start + key, kv_head, d],
-                    lambda key, d: v[kv_start + key, kv_head, d],
+                    lambda tile: kv_start + tile * KEYS_PER_TILE,
+                    lambda first, j, d: k[first + j, kv_head, d],
+                    lambda first, j, d: v[first + j, kv_head, d],
                     lambda r, d, value: T.buffer_store(output, value, [q_start + row, kv_head * group_size + r, d]),
                     lambda r, value: T.buffer_store(lse, value, [q_start + row, kv_head * group_size + r]),
                     sm_scale)

@@ -11,6 +11,15 @@ def wasm32_target() -> tvm.target.Target:
     return tvm.target.Target({**WASM32_HOST, "mattr": ["+simd128", "+atomics", "+bulk-memory"]})
 
 
+def wasm32_relaxed_target() -> tvm.target.Target:
+    """wasm32_target plus relaxed SIMD, with multiplies and adds contracted into f32x4.relaxed_madd (a fused
+    multiply-add where the CPU has one): prefill 1.2x faster in Chromium (a 1,151-token prompt, one thread: 17.9 s
+    -> 14.6 s). Chrome and Firefox run it; Safari does not, so a bundle carries both CPU libraries."""
+    base = wasm32_target()
+    return tvm.target.Target({**base.export(), "mattr": [*base.attrs["mattr"], "+relaxed-simd"],
+                              "fast-math-contract": True})
+
+
 def webgpu_target() -> tvm.target.Target:
     """WGSL kernels for WebGPU, with the host-side code (VM glue) in WebAssembly."""
     return tvm.target.Target({"kind": "webgpu"}, host=WASM32_HOST)

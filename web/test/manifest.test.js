@@ -31,6 +31,14 @@ test("a well-formed manifest parses and names its WebGPU library", async () => {
   assert.throws(() => modelLibrary(parsed, "wasm32"), (e) => e instanceof BundleError && /0 wasm32/.test(e.message));
 });
 
+test("the two CPU libraries are told apart by their suffixes", async () => {
+  const files = [...FILES, "m-q4f32_1-wasm32.wasm", "m-q4f32_1-wasm32-relaxed.wasm"]
+    .map((f) => (typeof f === "string" ? { path: f, bytes: f.length, sha256: sha(f) } : f));
+  const parsed = await parseManifest(JSON.stringify(manifest(files)), "u/manifest.json");
+  assert.equal(modelLibrary(parsed, "wasm32").path, "m-q4f32_1-wasm32.wasm");
+  assert.equal(modelLibrary(parsed, "wasm32-relaxed").path, "m-q4f32_1-wasm32-relaxed.wasm");
+});
+
 test("bad manifests are BundleErrors saying what is wrong", async () => {
   await rejects("<html>", /not valid JSON/);
   await rejects({ ...manifest(), format: "other/1" }, /format "other\/1"/);

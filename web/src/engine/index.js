@@ -22,9 +22,11 @@ export { engineFetch } from "./openai-fetch.js";
 /**
  * @typedef {import("./bundle-store.js").LoadProgress} LoadProgress
  * @typedef {{bundleId: string, model: string, quantization: string, device: "webgpu" | "wasm",
+ *            library: "webgpu" | "wasm32" | "wasm32-relaxed",
  *            adapter: {vendor: string, architecture: string} | null, threads: number | null,
  *            threadsLimitedBy: string | null, contextWindowSize: number, vocabSize: number,
  *            temperature: number, topP: number, loadTimeS: number}} BundleInfo
+ * `library`: which of the bundle's model libraries runs (on the CPU, relaxed SIMD where the browser has it);
  * `threads`: how many threads run the CPU library (null on WebGPU); `threadsLimitedBy`: why only one, when
  * more were wanted (a page that is not cross-origin isolated).
  */

@@ -5,7 +5,8 @@ import { BundleError } from "./errors.js";
 export const MANIFEST_FORMAT = "tabllm-bundle/1";
 const BUNDLE_ID_HEX_CHARS = 16;
 const REQUIRED_FILES = ["mlc-chat-config.json", "tensor-cache.json", "tokenizer.json", "tokenizer_config.json"];
-const LIBRARY_SUFFIX = { webgpu: "-webgpu.wasm", wasm32: "-wasm32.wasm" }; // one model library per device kind
+// One model library per device kind; the CPU has two: SIMD128 (every browser) and relaxed SIMD (fused multiply-add).
+export const LIBRARY_SUFFIX = { webgpu: "-webgpu.wasm", wasm32: "-wasm32.wasm", "wasm32-relaxed": "-wasm32-relaxed.wasm" };
 
 /**
  * @typedef {{path: string, bytes: number, sha256: string}} ManifestFile
@@ -52,7 +53,8 @@ export async function parseManifest(text, url) {
 }
 
 /**
- * Whether the bundle has a model library for a device kind (`*-webgpu.wasm`, or `*-wasm32.wasm` for the CPU).
+ * Whether the bundle has a model library for a device kind (`*-webgpu.wasm`, or `*-wasm32.wasm` and
+ * `*-wasm32-relaxed.wasm` for the CPU).
  * @param {Manifest} manifest @param {keyof LIBRARY_SUFFIX} device
  */
 export function hasModelLibrary(manifest, device) {

@@ -17,6 +17,22 @@ const THREAD_STATE_BYTES = 1024; // emscripten's struct pthread needs about 200
 // made 2 threads slower than one).
 const SPIN_ROUNDS = 20000;
 
+// The smallest module that uses relaxed SIMD: a function returning f32x4.relaxed_madd of three zero vectors.
+const RELAXED_SIMD_PROBE = (() => {
+  const zeroVector = [0xfd, 0x0c, ...new Array(16).fill(0)]; // v128.const 0
+  const body = [0x00, ...zeroVector, ...zeroVector, ...zeroVector, 0xfd, 0x85, 0x02, 0x0b]; // no locals; madd; end
+  return new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // "\0asm", version 1
+    0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7b, // types: () -> v128
+    0x03, 0x02, 0x01, 0x00, // one function of type 0
+    0x0a, body.length + 2, 0x01, body.length, ...body]); // its code
+})();
+
+/** Whether this browser runs relaxed SIMD (Chrome and Firefox do, Safari does not): then the CPU library of
+ * choice is the bundle's relaxed-SIMD build. */
+export function hasRelaxedSimd() {
+  return WebAssembly.validate(RELAXED_SIMD_PROBE);
+}
+
 /**
  * How many threads the CPU library gets: `requested`, or one per core; one where threads are impossible, and
  * then `limitedBy` says why.

@@ -10,17 +10,16 @@ import {
 } from "./errors.js";
 import { generate } from "./generation.js";
 import { GrammarCompiler } from "./grammar.js";
-import { hasModelLibrary, modelLibrary } from "./manifest.js";
+import { LIBRARY_SUFFIX, hasModelLibrary, modelLibrary } from "./manifest.js";
 import { ChatTemplate } from "./prompt.js";
 import { PromptEncoder } from "./prompt-tokens.js";
 import { Op, Reply } from "./protocol.js";
 import { seededRandom } from "./sampler.js";
-import { threadCount } from "./model-library.js";
+import { hasRelaxedSimd, threadCount } from "./model-library.js";
 import { TokenTable } from "./token-table.js";
 import { ToolCallStream, templateInput, toolCallGrammar } from "./tools.js";
 import { TVMModel, requestWebGPU } from "./tvm-model.js";
 
-const LIBRARY_KIND = { webgpu: "webgpu", wasm: "wasm32" }; // device -> the model library it runs
 
 /** @type {null | {model: TVMModel, tokenizer: Tokenizer, plainTokenizer: Tokenizer, prompts: PromptEncoder,
  *                 info: any, stopTokenIds: Set<number>, stopStrings: string[], tokenTable: TokenTable,
@@ -96,6 +95,14 @@ async function chooseDevice(requested, manifest) {
   return { device: "webgpu", gpu };
 }
 
+/** The kind of model library that runs on `device`: on the CPU, the relaxed-SIMD build where the browser has
+ * relaxed SIMD and the bundle has it (bundles from before it have only the SIMD128 one).
+ * @param {"webgpu" | "wasm"} device @param {import("./manifest.js").Manifest} manifest */
+function libraryKind(device, manifest) {
+  if (device === "webgpu") return "webgpu";
+  return hasRelaxedSimd() && hasModelLibrary(manifest, "wasm32-relaxed") ? "wasm32-relaxed" : "wasm32";
+}
+
 /** A lost GPU device (driver reset, GPU removed, out of memory) ends this worker's usefulness: tvmjs disposes
  * itself then, so the page is told, and it replaces the worker. A device destroyed by unload() is no loss. */
 function reportDeviceLoss(device) {
@@ -114,15 +121,16 @@ async function load({ id, bundleUrl, device: requested, threads: requestedThread
   if (gpu) reportDeviceLoss(gpu.device);
   let tokenizers = null;
   try {
-    for (const [other, kind] of Object.entries(LIBRARY_KIND)) {
-      if (other !== device && hasModelLibrary(manifest, kind)) store.leaveOut(modelLibrary(manifest, kind).path);
+    const kind = libraryKind(device, manifest);
+    for (const other of Object.keys(LIBRARY_SUFFIX)) {
+      if (other !== kind && hasModelLibrary(manifest, other)) store.leaveOut(modelLibrary(manifest, other).path);
     }
     const chatConfig = await store.readJson("mlc-chat-config.json");
     const template = new ChatTemplate(await store.readJson("tokenizer_config.json"));
     const tokenizerJson = await store.readJson("tokenizer.json");
     tokenizers = await loadTokenizers(tokenizerJson);
     const tensorCache = await store.readJson("tensor-cache.json");
-    const library = await store.read(modelLibrary(manifest, LIBRARY_KIND[device]).path);
+    const library = await store.read(modelLibrary(manifest, kind).path);
     const compiling = () => progress({ stage: "compile", text: "Compiling WebGPU shaders", loadedBytes: store.loadedBytes,
       totalBytes: store.totalBytes, fraction: store.loadedBytes / store.totalBytes });
     const cpu = device === "wasm" ? threadCount(requestedThreads) : null;
@@ -134,6 +142,7 @@ async function load({ id, bundleUrl, device: requested, threads: requestedThread
       model: `${manifest.model}-${manifest.quantization}`,
       quantization: manifest.quantization,
       device,
+      library: kind,
       adapter: gpu ? { vendor: gpu.adapterInfo?.vendor ?? "", architecture: gpu.adapterInfo?.architecture ?? "" } : null,
       threads: cpu?.threads ?? null,
       threadsLimitedBy: cpu?.limitedBy ?? null,

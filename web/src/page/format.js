@@ -33,7 +33,8 @@ export function formatStats(usage, finishReason) {
 export function formatDevice(info) {
   if (info.device === "wasm") {
     const threads = `${info.threads} thread${info.threads === 1 ? "" : "s"}`;
-    return `the CPU (WebAssembly, ${threads}${info.threadsLimitedBy ? `: ${info.threadsLimitedBy}` : ""})`;
+    const simd = info.library === "wasm32-relaxed" ? "relaxed SIMD" : "SIMD";
+    return `the CPU (WebAssembly ${simd}, ${threads}${info.threadsLimitedBy ? `: ${info.threadsLimitedBy}` : ""})`;
   }
   const adapter = [info.adapter?.vendor, info.adapter?.architecture].filter(Boolean).join(" ");
   return adapter ? `WebGPU (${adapter})` : "WebGPU";
