@@ -66,19 +66,29 @@ def error_body(js_error: Any) -> dict:
     return {"message": str(js_error), "type": "server_error", "param": None, "code": "internal_error"}
 
 
-def api_error(body: dict) -> Exception:
-    """The SDK's exception for an engine error body: openai's classes when installed, else this module's."""
+EXCEPTION_NAMES = ("OpenAIError", "APIError", "APIStatusError", "APIUserAbortError", "BadRequestError",
+                   "NotFoundError", "InternalServerError")
+
+
+def exception_classes() -> Any:
+    """Where the exceptions come from: the `openai` package when installed, else this module."""
     try:
-        import openai as sdk
+        import openai
     except ImportError:
-        sdk = None
+        return sys.modules[__name__]
+    return openai
+
+
+def api_error(body: dict) -> Exception:
+    """The SDK's exception for an engine error body."""
+    classes = exception_classes()
+    with_http = classes is not sys.modules[__name__]
     # openai's exceptions hold the request and the HTTP response they came with: the ones engineFetch would answer.
-    request = http_module().Request("POST", ENGINE_URL) if sdk else None
-    classes = sdk or sys.modules[__name__]
+    request = http_module().Request("POST", ENGINE_URL) if with_http else None
     if body.get("code") == "request_aborted":
         return classes.APIUserAbortError(request=request)
     status = http_status(body)
-    response = http_module().Response(status, request=request, json={"error": body}) if sdk else None
+    response = http_module().Response(status, request=request, json={"error": body}) if with_http else None
     cls = {400: classes.BadRequestError, 404: classes.NotFoundError}.get(status, classes.InternalServerError)
     return cls(body["message"], response=response, body=body)
 
