@@ -136,8 +136,11 @@ json.dumps([completion.choices[0].message.content, streamed])""")
 
 
 def test_engine_errors_are_the_sdks_exceptions_without_openai_installed(python_page):
+    python_page.evaluate("""async () => {
+        window.engineWithoutModel = await (await import("/static/engine.js")).createEngine();
+    }""")
     errors = python(python_page, """
-import json, sys, tabllm_browser as tabllm
+import js, json, sys, tabllm_browser as tabllm
 client = await tabllm.connect()
 assert "openai" not in sys.modules
 caught = []
@@ -146,10 +149,15 @@ for bad in ({"temperature": 5}, {"max_tokens": 0}):
         await client.chat.completions.create(messages=[{"role": "user", "content": "Hi"}], **bad)
     except tabllm.BadRequestError as error:
         caught.append([type(error).__module__, error.status_code, error.code, error.param, error.message])
+try:
+    await tabllm.connect(js.engineWithoutModel)
+except tabllm.NotFoundError as error:
+    caught.append([type(error).__module__, error.status_code, error.code, error.param, error.message])
 json.dumps(caught)""")
     assert [error[:4] for error in errors] == [["tabllm_browser.errors", 400, "invalid_value", "temperature"],
-                                               ["tabllm_browser.errors", 400, "invalid_value", "max_tokens"]]
-    assert "temperature" in errors[0][4] and "max_tokens" in errors[1][4]
+                                               ["tabllm_browser.errors", 400, "invalid_value", "max_tokens"],
+                                               ["tabllm_browser.errors", 404, "model_not_loaded", None]]
+    assert "temperature" in errors[0][4] and "max_tokens" in errors[1][4] and "press Load" in errors[2][4]
 
 
 def test_the_openai_sdk_over_the_adapter_returns_a_chat_completion(python_page, js_greedy):
@@ -203,7 +211,10 @@ reply.choices[0].message.content""")
     python_page.fill("#code", "1 / 0")
     python_page.click("#run-button")
     python_page.wait_for_selector("#output .output-error")
-    assert "ZeroDivisionError" in python_page.text_content("#output .output-error")
+    traceback = python_page.text_content("#output .output-error")
+    # from the cell's own frame on, without Pyodide's code runner
+    assert traceback.splitlines()[:2] == ["Traceback (most recent call last):", '  File "<exec>", line 1, in <module>']
+    assert traceback.endswith("ZeroDivisionError: division by zero\n")
 
 
 def test_no_csp_violation_and_no_request_left_the_machine(python_page):

@@ -5,7 +5,7 @@ Routes
   GET /api/bundles                   JSON list of the bundles (id, model, quantization, context window, ...)
   GET /bundles/<bundle id>/<file>    a file of a bundle: Range, ETag/304, cached as immutable
   GET /bundles/<bundle id>/resolve/main/<file>   the same, at the path WebLLM appends to a model URL
-  GET /static/<file>                 web/dist: engine.js, worker.js, chat.js, chat.css and source maps
+  GET /static/<file>                 web/dist: engine.js, worker.js, chat.js, chat.css, python.js, ... and source maps
   GET /python                        a Python code cell (Pyodide) over the engine, with the same bundle picker
   GET /pyodide/<file>                web/dist/pyodide (browser/build.py): Pyodide's runtime, its lock and wheels
 Errors are JSON: {"error": {"message", "type", "code"}}, with the security headers, whatever failed (unexpected
@@ -36,8 +36,8 @@ DEFAULT_BUNDLES_DIR = Path("bundles")
 DEFAULT_ASSETS_DIR = Path(__file__).resolve().parent.parent / "web" / "dist"
 # What `npm run build --prefix web` puts in web/dist and the page needs.
 PAGE_ASSETS = ("chat.js", "chat.css", "engine.js", "worker.js")
-# What `python browser/build.py` puts in web/dist/pyodide and /python needs, besides the wheels its lock names.
-PYODIDE_ASSETS = ("pyodide.mjs", "pyodide.asm.mjs", "pyodide.asm.wasm", "python_stdlib.zip", "pyodide-lock.json")
+# What /python needs: its page, the engine, and web/dist/pyodide, whose lock `python browser/build.py` writes last.
+PYTHON_PAGE_ASSETS = ("python.js", "python.css", "engine.js", "worker.js", "pyodide/pyodide-lock.json")
 
 # A bundle's URL holds its id, a hash of every file's content: a URL never changes meaning.
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -64,19 +64,18 @@ def create_app(bundles_dir: Path = DEFAULT_BUNDLES_DIR, assets_dir: Path = DEFAU
     assets_dir = Path(assets_dir)
     templates = Environment(loader=PackageLoader("static_server"), autoescape=select_autoescape())
 
-    def page(template: str, assets: list[Path]) -> HTMLResponse:
+    def page(template: str, assets: tuple[str, ...]) -> HTMLResponse:
         html = templates.get_template(template).render(
             bundles=bundles.offered(),
-            missing_assets=[path.name for path in assets if not path.is_file()],
+            missing_assets=[name for name in assets if not (assets_dir / name).is_file()],
         )
         return HTMLResponse(html, headers={"Cache-Control": REVALIDATE})
 
     async def index(request: Request) -> HTMLResponse:
-        return page("index.html", [assets_dir / name for name in PAGE_ASSETS])
+        return page("index.html", PAGE_ASSETS)
 
     async def python_page(request: Request) -> HTMLResponse:
-        return page("python.html", [assets_dir / name for name in ("python.js", "engine.js", "worker.js")]
-                    + [assets_dir / "pyodide" / name for name in PYODIDE_ASSETS])
+        return page("python.html", PYTHON_PAGE_ASSETS)
 
     async def list_bundles(request: Request) -> JSONResponse:
         return JSONResponse([offered.summary() for offered in bundles.offered()],

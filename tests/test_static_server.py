@@ -123,8 +123,7 @@ def test_page_has_no_inline_script_or_style(client, bundle):
 
 def test_python_page_links_its_script_and_shares_the_bundle_picker(client, bundle, assets_dir):
     (assets_dir / "pyodide").mkdir()
-    for name in ("python.js", "pyodide/pyodide.mjs", "pyodide/pyodide.asm.mjs", "pyodide/pyodide.asm.wasm",
-                 "pyodide/python_stdlib.zip", "pyodide/pyodide-lock.json"):
+    for name in ("python.js", "python.css", "pyodide/pyodide-lock.json"):
         (assets_dir / name).write_bytes(b"x")
     response = client.get("/python")
     assert response.status_code == 200 and response.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
@@ -136,8 +135,8 @@ def test_python_page_links_its_script_and_shares_the_bundle_picker(client, bundl
 
 def test_python_page_without_pyodide_built_says_how_to_build_it(client, bundle):
     text = client.get("/python").text
-    assert "python.js, pyodide.mjs, pyodide.asm.mjs, pyodide.asm.wasm, python_stdlib.zip, pyodide-lock.json missing" in text
-    assert "make setup" in text and "python browser/build.py" in text
+    assert "python.js, python.css, pyodide/pyodide-lock.json missing in web/dist" in text
+    assert "run <code>make setup</code>" in text
 
 
 @pytest.mark.parametrize("name, media_type", [

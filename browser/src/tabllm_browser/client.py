@@ -23,7 +23,7 @@ async def connect(engine: Any = None) -> AsyncTabLLM:
                                "tabllm server, or pass connect(engine=...)")
     if hasattr(engine, "then"):  # a page may publish a promise of the engine
         engine = await engine
-    if engine.device is None:
+    if not engine.device:  # JS null (jsnull): nothing loaded
         raise api_error({"message": "No model is loaded: pick one and press Load (or call engine.load(bundleUrl))",
                          "type": "invalid_request_error", "param": None, "code": "model_not_loaded"})
     return AsyncTabLLM(engine)

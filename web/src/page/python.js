@@ -48,8 +48,15 @@ async function startPython() {
   const version = pyodide.runPython("import sys, tabllm_browser as tabllm; sys.version.split()[0]");
   const seconds = ((performance.now() - started) / 1000).toFixed(1);
   ui.pythonStatus.textContent = `Python ${version} (Pyodide ${pyodide.version}) ready in ${seconds} s; ` +
-    "`tabllm` is imported, and `import openai` works.";
+    "tabllm is imported, and import openai works.";
   return pyodide;
+}
+
+// A failing cell's traceback starts in Pyodide's own code runner: show it from the cell's first frame on.
+function cellTraceback(message) {
+  const lines = message.split("\n");
+  const cell = lines.findIndex((line) => line.includes('File "<exec>"'));
+  return cell > 1 ? [lines[0], ...lines.slice(cell)].join("\n") : message;
 }
 
 /** Runs a cell (top-level await allowed): its printed output, then the repr of its last expression. */
@@ -63,7 +70,7 @@ async function run(code) {
     if (result !== undefined) write(pyodide.globals.get("repr")(result));
     result?.destroy?.();
   } catch (error) {
-    write(String(error.message ?? error), "error");
+    write(cellTraceback(String(error.message ?? error)), "error");
   } finally {
     state.running = false;
     refreshControls();
