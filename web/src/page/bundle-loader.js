@@ -1,4 +1,4 @@
-// The model section of a page (static_server/templates/model.html): the bundle picker, its Load button, the
+// The model section of a page (static_server/templates/base.html): the bundle picker, its Load button, the
 // progress bar and the status line; loads the picked bundle into an engine, as the chat and Python pages do.
 import { formatDevice, formatMegabytes, formatProgress } from "./format.js";
 
