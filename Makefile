@@ -11,7 +11,7 @@ export OMP_NUM_THREADS := 1
 
 .PHONY: setup system-packages model run test clean
 
-setup: system-packages $(VENV)/.installed web/dist/.built model
+setup: system-packages $(VENV)/.installed web/dist/.built web/dist/pyodide/.built model
 
 system-packages:
 	bash scripts/install-system-packages.sh
@@ -27,6 +27,13 @@ web/node_modules/.package-lock.json: web/package.json web/package-lock.json
 # The engine, its worker and the chat page, bundled for the browser (served under /static/).
 web/dist/.built: web/node_modules/.package-lock.json web/build.mjs $(shell find web/src -type f)
 	npm run --prefix web --silent build
+	touch $@
+
+# /python's Pyodide (npm), the tabllm-browser wheel, the pinned openai wheels for Pyodide and their lock
+# (served under /pyodide/); the openai wheels are downloaded once, here, never at run time.
+web/dist/pyodide/.built: web/node_modules/.package-lock.json $(VENV)/.installed browser/build.py browser/pyproject.toml \
+		browser/openai-wheels.txt $(shell find browser/src -name '*.py')
+	$(PY) browser/build.py
 	touch $@
 
 model: $(VENV)/.installed

@@ -5,7 +5,9 @@ Routes
   GET /api/bundles                   JSON list of the bundles (id, model, quantization, context window, ...)
   GET /bundles/<bundle id>/<file>    a file of a bundle: Range, ETag/304, cached as immutable
   GET /bundles/<bundle id>/resolve/main/<file>   the same, at the path WebLLM appends to a model URL
-  GET /static/<file>                 web/dist: engine.js, worker.js, chat.js, chat.css and source maps
+  GET /static/<file>                 web/dist: engine.js, worker.js, chat.js, chat.css, python.js, ... and source maps
+  GET /python                        a Python code cell (Pyodide) over the engine, with the same bundle picker
+  GET /pyodide/<file>                web/dist/pyodide (browser/build.py): Pyodide's runtime, its lock and wheels
 Errors are JSON: {"error": {"message", "type", "code"}}, with the security headers, whatever failed (unexpected
 exceptions included). The server never writes to the bundles directory. Same-origin only, unless
 create_app(cors_origin=ORIGIN) lets that one other origin read the responses (CORS).
@@ -37,6 +39,8 @@ DEFAULT_ASSETS_DIR = (PACKAGED_ASSETS_DIR if PACKAGED_ASSETS_DIR.is_dir()
                       else Path(__file__).resolve().parent.parent / "web" / "dist")
 # What `npm run build --prefix web` puts in web/dist and the page needs.
 PAGE_ASSETS = ("chat.js", "chat.css", "engine.js", "worker.js")
+# What /python needs: its page, the engine, and web/dist/pyodide, whose lock `python browser/build.py` writes last.
+PYTHON_PAGE_ASSETS = ("python.js", "python.css", "engine.js", "worker.js", "pyodide/pyodide-lock.json")
 
 # A bundle's URL holds its id, a hash of every file's content: a URL never changes meaning.
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -46,11 +50,14 @@ REVALIDATE = "no-cache"
 MEDIA_TYPES = {
     ".wasm": "application/wasm",
     ".js": "text/javascript; charset=utf-8",
+    ".mjs": "text/javascript; charset=utf-8",  # Pyodide's modules: a module script needs a JavaScript type
     ".json": "application/json",
     ".map": "application/json",
     ".css": "text/css; charset=utf-8",
     ".bin": "application/octet-stream",
     ".txt": "text/plain; charset=utf-8",
+    ".zip": "application/zip",
+    ".whl": "application/zip",
 }
 
 
@@ -60,12 +67,18 @@ def create_app(bundles_dir: Path = DEFAULT_BUNDLES_DIR, assets_dir: Path = DEFAU
     assets_dir = Path(assets_dir)
     templates = Environment(loader=PackageLoader("static_server"), autoescape=select_autoescape())
 
-    async def index(request: Request) -> HTMLResponse:
-        page = templates.get_template("index.html").render(
+    def page(template: str, assets: tuple[str, ...]) -> HTMLResponse:
+        html = templates.get_template(template).render(
             bundles=bundles.offered(),
-            missing_assets=[name for name in PAGE_ASSETS if not (assets_dir / name).is_file()],
+            missing_assets=[name for name in assets if not (assets_dir / name).is_file()],
         )
-        return HTMLResponse(page, headers={"Cache-Control": REVALIDATE})
+        return HTMLResponse(html, headers={"Cache-Control": REVALIDATE})
+
+    async def index(request: Request) -> HTMLResponse:
+        return page("index.html", PAGE_ASSETS)
+
+    async def python_page(request: Request) -> HTMLResponse:
+        return page("python.html", PYTHON_PAGE_ASSETS)
 
     async def list_bundles(request: Request) -> JSONResponse:
         return JSONResponse([offered.summary() for offered in bundles.offered()],
@@ -94,6 +107,11 @@ def create_app(bundles_dir: Path = DEFAULT_BUNDLES_DIR, assets_dir: Path = DEFAU
         check_plain_file_name(name)
         return file_response(request, assets_dir / name, cache_control=REVALIDATE)
 
+    async def pyodide_file(request: Request) -> Response:
+        name = request.path_params["name"]
+        check_plain_file_name(name)
+        return file_response(request, assets_dir / "pyodide" / name, cache_control=REVALIDATE)
+
     return Starlette(
         routes=[
             Route("/", index),
@@ -101,6 +119,8 @@ def create_app(bundles_dir: Path = DEFAULT_BUNDLES_DIR, assets_dir: Path = DEFAU
             Route("/bundles/{bundle_id}/resolve/main/{name:path}", bundle_file),  # before the next: it would refuse it
             Route("/bundles/{bundle_id}/{name:path}", bundle_file),
             Route("/static/{name:path}", static_file),
+            Route("/python", python_page),
+            Route("/pyodide/{name:path}", pyodide_file),
         ],
         middleware=[Middleware(SecurityHeadersMiddleware), Middleware(JsonAndJsGZipMiddleware)]
         + ([cors_middleware(cors_origin)] if cors_origin else []),

@@ -29,7 +29,7 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 
-COMPRESSIBLE_SUFFIXES = (".js", ".json", ".map")
+COMPRESSIBLE_SUFFIXES = (".js", ".mjs", ".json", ".map")
 
 
 class SecurityHeadersMiddleware:

@@ -121,6 +121,41 @@ def test_page_has_no_inline_script_or_style(client, bundle):
     assert text.count("<script") == 1
 
 
+def test_python_page_links_its_script_and_shares_the_bundle_picker(client, bundle, assets_dir):
+    (assets_dir / "pyodide").mkdir()
+    for name in ("python.js", "python.css", "pyodide/pyodide-lock.json"):
+        (assets_dir / name).write_bytes(b"x")
+    response = client.get("/python")
+    assert response.status_code == 200 and response.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+    assert '<script type="module" src="/static/python.js"></script>' in response.text
+    assert f'<option value="/bundles/{bundle.bundle_id}/" data-name="tiny (q4f32_1)">' in response.text
+    assert '<div id="notice" class="notice" role="alert" hidden>' in response.text
+    assert "<style" not in response.text and response.text.count("<script") == 1
+
+
+def test_python_page_without_pyodide_built_says_how_to_build_it(client, bundle):
+    text = client.get("/python").text
+    assert "python.js, python.css, pyodide/pyodide-lock.json missing in web/dist" in text
+    assert "run <code>make setup</code>" in text
+
+
+@pytest.mark.parametrize("name, media_type", [
+    ("pyodide.mjs", "text/javascript; charset=utf-8"),  # a module script must be served as JavaScript
+    ("pyodide.asm.wasm", "application/wasm"),  # WebAssembly.instantiateStreaming needs the type
+    ("pyodide-lock.json", "application/json"),
+    ("tabllm_browser-0.1.0-py3-none-any.whl", "application/zip"),
+])
+def test_pyodide_files_are_served_with_their_types_and_the_security_headers(client, assets_dir, name, media_type):
+    (assets_dir / "pyodide").mkdir()
+    (assets_dir / "pyodide" / name).write_bytes(b"\0asm" * 300)
+    response = client.get(f"/pyodide/{name}")
+    assert response.status_code == 200 and response.content == b"\0asm" * 300
+    assert response.headers["content-type"] == media_type
+    assert response.headers["cross-origin-embedder-policy"] == "require-corp"
+    assert response.headers["cache-control"] == "no-cache"
+    assert client.get("/pyodide/missing.whl").json()["error"]["code"] == "file_not_found"
+
+
 # --- /api/bundles -----------------------------------------------------------------------------------------
 
 def test_listing_with_no_bundles(tmp_path, assets_dir, bundles_dir):
@@ -234,10 +269,12 @@ def test_range_requests(client, bundle):
     assert stale.status_code == 200 and stale.content == data  # changed since: the whole file
 
 
-def test_gzip_for_json_and_javascript_only(client, bundle):
+def test_gzip_for_json_and_javascript_only(client, bundle, assets_dir):
     gzip_ok = {"Accept-Encoding": "gzip"}
+    (assets_dir / "pyodide").mkdir()
+    (assets_dir / "pyodide" / "pyodide.mjs").write_text("export const version = '314.0.7';\n" * 100)
     for url in (file_url(bundle, "tokenizer.json"), file_url(bundle, "tensor-cache.json"), "/static/chat.js",
-                "/static/chat.js.map"):
+                "/static/chat.js.map", "/pyodide/pyodide.mjs"):
         response = client.get(url, headers=gzip_ok)
         assert response.headers.get("content-encoding") == "gzip", url
         assert "Accept-Encoding" in response.headers["vary"]
@@ -277,6 +314,8 @@ def test_head_gives_headers_without_body(client, bundle):
     "/bundles/{id}/.hidden",
     "/static/..%2F..%2Fpyproject.toml",
     "/static/%2e%2e/engine.js",
+    "/pyodide/..%2Fchat.js",
+    "/pyodide/sub/pyodide.mjs",
 ])
 def test_traversal_is_refused_with_400_json(client, bundle, path):
     response = client.get(path.format(id=bundle.bundle_id))

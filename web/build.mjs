@@ -1,5 +1,5 @@
 // Bundles the browser code into dist/ (served by static_server under /static/): the engine's main-thread
-// API, its Web Worker, the CPU library's extra threads, and the chat page; model-library.js also on its own, for
+// API, its Web Worker, the CPU library's extra threads, the chat page and the Python page; model-library.js also on its own, for
 // pages that drive a model library directly (the e2e runners). npm packages are bundled in; nothing is fetched at run time.
 import { build } from "esbuild";
 
@@ -9,6 +9,7 @@ const entryPoints = {
   "cpu-thread": "src/engine/cpu-thread.js",
   "model-library": "src/engine/model-library.js",
   chat: "src/page/chat.js",
+  python: "src/page/python.js",
 };
 
 // tvmjs and web-tokenizers carry Node.js code paths (taken only when running under Node) that require

@@ -1,26 +1,17 @@
 // The chat page: pick a bundle, load it with the in-browser engine, and chat with streaming answers.
 import "./chat.css";
 import { chatFailedMessage, cpuFallbackText, findWebGPUProblem, loadFailedMessage, webgpuProblemText } from "./errors.js";
-import { formatDevice, formatMegabytes, formatProgress, formatStats } from "./format.js";
+import { bundleLoaderUi, createPageEngine, loadPickedBundle, pickedModelName } from "./bundle-loader.js";
+import { formatStats } from "./format.js";
 import { renderMarkdown } from "./markdown.js";
-
-// The engine is its own module in /static (it starts /static/worker.js next to itself); importing it at run
-// time keeps it out of this bundle and off the network until a model is loaded.
-const ENGINE_MODULE_URL = new URL("./engine.js", import.meta.url).href;
 
 const $ = (id) => document.getElementById(id);
 const ui = {
-  status: $("status"),
+  ...bundleLoaderUi(),
   notice: $("notice"),
   deviceInfo: $("device-info"),
   deviceInfoText: $("device-info-text"),
   deviceAdvice: $("device-advice"),
-  loadForm: $("load-form"),
-  picker: $("bundle-picker"),
-  loadButton: $("load-button"),
-  progress: $("load-progress"),
-  progressBar: $("load-progress-bar"),
-  progressLabel: $("load-progress-label"),
   systemPrompt: $("system-prompt"),
   temperature: $("temperature"),
   maxTokens: $("max-tokens"),
@@ -60,49 +51,19 @@ function refreshControls() {
   ui.stopButton.disabled = state.generation === null;
 }
 
-async function getEngine() {
-  if (!state.engine) {
-    const { createEngine } = await import(ENGINE_MODULE_URL);
-    state.engine = await createEngine();
-  }
-  return state.engine;
-}
-
-function showProgress({ loadedBytes = 0, totalBytes = 0, fraction = 0, text = "" }) {
-  ui.progressBar.value = fraction;
-  const bytes = formatProgress(loadedBytes, totalBytes, fraction);
-  ui.progressLabel.textContent = text ? `${bytes} · ${text}` : bytes;
-}
-
 async function loadSelectedBundle() {
-  const url = ui.picker.value;
-  const modelName = ui.picker.selectedOptions[0].dataset.name;
+  const modelName = pickedModelName(ui);
   clearNotice();
   state.loading = true;
   refreshControls();
-  ui.status.textContent = `Loading ${modelName}…`;
-  ui.progress.hidden = false;
-  showProgress({});
-  const started = performance.now();
-  let totalBytes = 0;
   try {
-    const engine = await getEngine();
+    state.engine ??= await createPageEngine();
     state.loadedModel = null; // load() replaces the loaded bundle, or leaves none when it fails
-    const info = await engine.load(url, {
-      onProgress: (progress) => {
-        totalBytes = progress.totalBytes || totalBytes;
-        showProgress(progress);
-      },
-    });
-    state.loadedModel = modelName;
-    const seconds = ((performance.now() - started) / 1000).toFixed(1);
-    ui.status.textContent = `Ready: ${modelName} on ${formatDevice(info)}, ${formatMegabytes(totalBytes)} loaded in ${seconds} s`;
+    state.loadedModel = await loadPickedBundle(state.engine, ui);
   } catch (error) {
     console.error(error);
-    ui.status.textContent = "No model loaded";
     showNotice(loadFailedMessage(error, modelName));
   } finally {
-    ui.progress.hidden = true;
     state.loading = false;
     refreshControls();
   }
