@@ -27,12 +27,12 @@ class PeakMemory:
     """Samples, from a thread, the memory of processes chosen by `pids()` (PSS from /proc/PID/smaps_rollup:
     shared pages counted once) and keeps the largest total seen."""
 
-    def __init__(self, pids):
-        self.pids, self.peak, self._stop = pids, 0, threading.Event()
+    def __init__(self, pids, interval_s: float = 0.2):
+        self.pids, self.interval_s, self.peak, self._stop = pids, interval_s, 0, threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self):
-        while not self._stop.wait(0.2):
+        while not self._stop.wait(self.interval_s):
             self.peak = max(self.peak, sum(pss_bytes(pid) for pid in self.pids()))
 
     def __enter__(self):

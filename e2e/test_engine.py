@@ -249,10 +249,11 @@ def test_reload_loads_without_requests_and_a_corrupt_cached_file_is_fetched_agai
     shard = "params_shard_2.bin"
     engine_page.evaluate("""async ({id, url}) => {
         const cache = await caches.open(`tabllm-bundle-${id}`);
-        const key = new URL(url, location.href).href;
-        const bytes = new Uint8Array(await (await cache.match(key)).arrayBuffer());
+        const key = new URL(url, location.href).href + "?piece=0";  // the shard's first piece (bundle-store.js)
+        const piece = await cache.match(key);
+        const bytes = new Uint8Array(await piece.arrayBuffer());
         bytes[12345] ^= 0xff;  // one flipped byte
-        await cache.put(key, new Response(bytes));
+        await cache.put(key, new Response(bytes, {headers: piece.headers}));
     }""", {"id": smollm2_q4_bundle.bundle_id, "url": bundle_url + shard})
     repaired = engine_page.evaluate(LOAD, bundle_url)
     assert log.take() == [bundle_url + shard]
@@ -289,12 +290,20 @@ def test_a_shard_corrupt_on_the_server_is_reported_and_nothing_corrupt_is_cached
         error = error_of(page, "(url) => window.engine.load(url)", bundle_url)
         cached = page.evaluate("""async (id) => {
             const cache = await caches.open(`tabllm-bundle-${id}`);
-            const hashes = {};
+            const pieces = {};  // file name -> [offset, bytes] of its cached pieces (bundle-store.js)
             for (const request of await cache.keys()) {
-                const bytes = await (await cache.match(request)).arrayBuffer();
-                const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
-                hashes[new URL(request.url).pathname.split("/").pop()] =
-                    Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+                const url = new URL(request.url);
+                const bytes = new Uint8Array(await (await cache.match(request)).arrayBuffer());
+                (pieces[url.pathname.split("/").pop()] ??= []).push([Number(url.searchParams.get("piece")), bytes]);
+            }
+            const hashes = {};
+            for (const [name, parts] of Object.entries(pieces)) {
+                parts.sort((a, b) => a[0] - b[0]);
+                const whole = new Uint8Array(parts.reduce((n, [, bytes]) => n + bytes.length, 0));
+                let offset = 0;
+                for (const [, bytes] of parts) { whole.set(bytes, offset); offset += bytes.length; }
+                const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", whole));
+                hashes[name] = Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
             }
             return hashes;
         }""", smollm2_q4_bundle.bundle_id)

@@ -1,9 +1,11 @@
 """The engine when used wrongly or unluckily, on the real server, the real SmolLM2 bundle and the real worker in
 Chromium: bad arguments are refused before anything runs, concurrent loads leave it truthful, typed special
-tokens stay text, a download cut off by a dying server is a BundleError that a retry recovers from, and a crashed
+tokens stay text, a download cut off by a dying server is a BundleError that a retry resumes with a Range request,
+a storage quota or GPU limits too small for the bundle fail before the download with the sizes, and a crashed
 worker or a lost GPU device fails calls clearly until load() starts over. The CPU library (device "wasm") keeps
 generation fast; the lost-device case loads on WebGPU (SwiftShader), where a GPU device exists.
 """
+import json
 from pathlib import Path
 
 import pytest
@@ -22,30 +24,37 @@ HOOKED_ENGINE = """async () => {
 
 
 class CutOffDownloads:
-    """ASGI middleware: while `cut` names a file, its download stops after a few chunks and the connection drops,
-    as when the server dies mid-download. Records the bundle paths requested."""
+    """ASGI middleware: while `cut` names a file, its download stops after CUT_AFTER_BYTES and the connection drops,
+    as when the server dies mid-download. Records the bundle files requested, with their Range header."""
+    CUT_AFTER_BYTES = 1_000_000
 
     def __init__(self, app):
-        self.app, self.cut, self.paths = app, None, []
+        self.app, self.cut, self.requests = app, None, []
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         if scope["path"].startswith("/bundles/"):
-            self.paths.append(scope["path"].rsplit("/", 1)[1])
+            self.requests.append((scope["path"].rsplit("/", 1)[1], dict(scope["headers"]).get(b"range", b"").decode()))
         if self.cut is None or not scope["path"].endswith("/" + self.cut):
             return await self.app(scope, receive, send)
-        chunks = 0
+        sent = 0
 
         async def send_until_cut(message):
-            nonlocal chunks
+            nonlocal sent
+            if message["type"] == "http.response.body" and sent + len(message.get("body", b"")) >= self.CUT_AFTER_BYTES:
+                await send({**message, "body": message["body"][:self.CUT_AFTER_BYTES - sent], "more_body": True})
+                raise ConnectionAbortedError("the server died mid-download (test)")
             if message["type"] == "http.response.body":
-                chunks += 1
-                if chunks > 3:
-                    raise ConnectionAbortedError("the server died mid-download (test)")
+                sent += len(message.get("body", b""))
             await send(message)
 
         await self.app(scope, receive, send_until_cut)
+
+    def take(self) -> list[tuple[str, str]]:
+        """(file name, Range header or "") of the requests since the last take()."""
+        requests, self.requests = self.requests, []
+        return requests
 
 
 @pytest.fixture(scope="module")
@@ -143,31 +152,108 @@ def test_two_loads_at_once_leave_the_engine_truthful(cpu_page, bundle_url):
     assert first_word(cpu_page) == "The"
 
 
-def test_a_download_cut_off_by_the_server_is_a_bundle_error_and_a_retry_completes_it(
+def test_a_download_cut_off_mid_shard_is_a_bundle_error_and_a_retry_resumes_it_with_a_range_request(
         webgpu_browser, reliability_site, bundle_url):
     url, server = reliability_site
     context = webgpu_browser.new_context()  # an empty Cache API
     try:
         page = open_engine_page(context, url)
-        server.cut, server.paths = "params_shard_1.bin", []
+        server.cut = "params_shard_1.bin"
+        server.take()
         error = outcome(page, "(url) => window.engine.load(url, {device: 'wasm'})", bundle_url)
-        server.cut, fetched_first = None, server.paths
-        server.paths = []
+        server.cut, fetched_first = None, server.take()
         retried = outcome(page, "(url) => window.engine.load(url, {device: 'wasm'})", bundle_url)
-        fetched_again = server.paths
+        fetched_again = server.take()
         answer = first_word(page)
     finally:
         server.cut = None
         context.close()
-    print(f"\ncut off: {error}")
+    print(f"\ncut off: {error}\nretry fetched: {fetched_again}")
     assert error["name"] == "BundleError" and error["body"]["code"] == "bundle_download_interrupted"
     assert "params_shard_1.bin: the download was cut off" in error["body"]["message"]
     assert "Load again" in error["body"]["message"]
-    assert "params_shard_0.bin" in fetched_first and "params_shard_1.bin" in fetched_first
+    assert ("params_shard_0.bin", "") in fetched_first and ("params_shard_1.bin", "") in fetched_first
     assert "value" in retried and answer == "The"
-    # the retry fetches the cut file and those not reached, not what was already verified and cached
-    assert "params_shard_1.bin" in fetched_again and "params_shard_0.bin" not in fetched_again
-    assert "manifest.json" not in fetched_again and "tokenizer.json" not in fetched_again
+    # the retry asks for the rest of the cut shard only, from (a 4 KB boundary of) where it stopped, then the files
+    # not reached; nothing already received is fetched again
+    cut = [rng for name, rng in fetched_again if name == "params_shard_1.bin"]
+    assert len(cut) == 1 and cut[0].startswith("bytes=") and cut[0].endswith("-")
+    resumed_at = int(cut[0][len("bytes="):-1])
+    assert 0 < resumed_at <= CutOffDownloads.CUT_AFTER_BYTES and resumed_at % 4096 == 0
+    names = [name for name, _ in fetched_again]
+    assert "params_shard_0.bin" not in names and "manifest.json" not in names and "tokenizer.json" not in names
+    assert all(rng == "" for name, rng in fetched_again if name != "params_shard_1.bin")
+
+
+def storage_limits_engine(page, **limits):
+    """window.limited: an engine whose worker reports `limits` (e2e/pages/storage-limits-worker.js)."""
+    query = "&".join(f"{name}={value}" for name, value in limits.items())
+    page.evaluate("""async (query) => {
+        window.limited = await window.engineModule.createEngine(
+            {createWorker: () => new Worker(`/e2e/storage-limits-worker.js?${query}`, {type: "module"})});
+    }""", query)
+
+
+def test_a_storage_quota_too_small_for_the_bundle_fails_before_downloading_and_says_how_much(
+        webgpu_browser, reliability_site, smollm2_q4_bundle, bundle_url):
+    url, server = reliability_site
+    quota = 50_000_000
+    context = webgpu_browser.new_context()  # an empty Cache API
+    try:
+        page = open_engine_page(context, url)
+        storage_limits_engine(page, quota=quota)
+        server.take()
+        error = outcome(page, "(url) => window.limited.load(url, {device: 'wasm'})", bundle_url)
+        fetched = server.take()
+    finally:
+        context.close()
+    print(f"\nsmall quota: {error}")
+    needed = sum(f["bytes"] for f in smollm2_q4_bundle.manifest["files"] if not f["path"].endswith("-webgpu.wasm"))
+    assert error["name"] == "BundleError" and error["body"]["code"] == "bundle_storage_quota"
+    message = error["body"]["message"]
+    assert f"needs {needed / 1e6:.1f} MB more" in message and f"allows this site {quota / 1e6:.1f} MB more" in message
+    assert "deleteCachedBundle" in message
+    assert fetched == [("manifest.json", "")]  # nothing else was downloaded
+
+
+def test_load_asks_the_browser_to_persist_its_storage(webgpu_browser, reliability_site, bundle_url):
+    url, _ = reliability_site
+    context = webgpu_browser.new_context()
+    context.add_init_script("""
+        window.persistRequests = 0;
+        const persist = StorageManager.prototype.persist;
+        StorageManager.prototype.persist = function () { window.persistRequests++; return persist.call(this); };
+    """)
+    try:
+        page = open_engine_page(context, url)
+        outcome(page, "(url) => window.engine.load(url, {device: 'wasm'})", "/bundles/0000000000000000/")
+        assert page.evaluate("() => window.persistRequests") == 1
+    finally:
+        context.close()
+
+
+def test_a_gpu_too_small_for_the_largest_weight_fails_before_the_weights_are_fetched(
+        webgpu_browser, reliability_site, smollm2_q4_bundle, bundle_url):
+    url, server = reliability_site
+    limit = 16 << 20
+    context = webgpu_browser.new_context()
+    try:
+        page = open_engine_page(context, url)
+        storage_limits_engine(page, maxStorageBufferBindingSize=limit)
+        server.take()
+        error = outcome(page, "(url) => window.limited.load(url, {device: 'webgpu'})", bundle_url)
+        fetched = [name for name, _ in server.take()]
+    finally:
+        context.close()
+    print(f"\nsmall GPU limits: {error}")
+    tensor_cache = json.loads((smollm2_q4_bundle.path / "tensor-cache.json").read_text())
+    largest = max((r for shard in tensor_cache["records"] for r in shard["records"]), key=lambda r: r["nbytes"])
+    assert largest["nbytes"] > limit
+    assert error["name"] == "WebGPUUnavailableError" and error["body"]["code"] == "webgpu_unavailable"
+    message = error["body"]["message"]
+    assert f"({largest['name']}) needs one buffer of {largest['nbytes']} bytes" in message
+    assert f"maxStorageBufferBindingSize {limit}" in message and 'device: "wasm"' in message
+    assert not any(name.startswith("params_shard_") or name.endswith(".wasm") for name in fetched)
 
 
 def break_the_worker(browser, url: str, bundle_url: str, device: str, hook: str, call: str) -> tuple[dict, object, str]:

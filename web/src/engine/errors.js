@@ -51,9 +51,11 @@ export class WebGPUUnavailableError extends EngineError {
   }
 }
 
-/** A bundle cannot be fetched, is malformed, or a file fails its sha256 check even when fetched again. */
+/** A bundle cannot be fetched, is malformed, a file fails its sha256 check even when fetched again, its download
+ * was cut off (the next load resumes it), or the browser's storage quota cannot hold it. */
 export class BundleError extends EngineError {
-  /** @param {string} message @param {string} code bundle_fetch_failed | bundle_invalid | bundle_checksum_mismatch */
+  /** @param {string} message @param {string} code bundle_fetch_failed | bundle_invalid | bundle_checksum_mismatch
+   *   | bundle_download_interrupted | bundle_storage_quota */
   constructor(message, code) {
     super(message, { type: "bundle_error", code });
   }

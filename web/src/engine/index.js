@@ -6,6 +6,7 @@
 //   await engine.load("/bundles/<bundle_id>/", {onProgress: (p) => console.log(p.stage, p.fraction)});
 //   const reply = await engine.chat.completions.create({messages: [{role: "user", content: "Hi"}]});
 //   for await (const chunk of await engine.chat.completions.create({messages, stream: true})) ...
+import { deleteCachedBundle, listCachedBundles } from "./bundle-cache.js";
 import { collectCompletion } from "./completion.js";
 import {
   AbortError, EngineCrashedError, InvalidRequestError, ModelNotLoadedError, fromWire, toWire,
@@ -21,6 +22,7 @@ export { engineFetch } from "./openai-fetch.js";
 
 /**
  * @typedef {import("./bundle-store.js").LoadProgress} LoadProgress
+ * @typedef {import("./bundle-cache.js").CachedBundle} CachedBundle
  * @typedef {{bundleId: string, model: string, quantization: string, device: "webgpu" | "wasm",
  *            library: "webgpu" | "wasm32" | "wasm32-relaxed",
  *            adapter: {vendor: string, architecture: string} | null, threads: number | null,
@@ -120,6 +122,9 @@ export class Engine {
     const generation = ++this.loadGeneration;
     this.bundle = null;
     if (this.crash) this.startWorker();
+    // Ask that the cached bundle not be evicted under storage pressure (only a page may ask; the browser may
+    // refuse, and then the cache is merely best-effort).
+    globalThis.navigator?.storage?.persist?.().catch(() => {});
     const info = await this.call({ op: Op.load, bundleUrl: url, device, threads }, (message) => {
       if (message.type === Reply.progress) onProgress?.(message.progress);
     });
@@ -129,6 +134,31 @@ export class Engine {
     }
     this.bundle = info;
     return info;
+  }
+
+  /**
+   * The bundles kept in the browser's Cache API, with the bytes each holds there.
+   * @returns {Promise<CachedBundle[]>}
+   */
+  async cachedBundles() {
+    return listCachedBundles();
+  }
+
+  /**
+   * Delete a bundle from the Cache API (the loaded model, if it is that one, stays loaded). Resolves false if it
+   * was not cached. @param {string} bundleId
+   */
+  async deleteCachedBundle(bundleId) {
+    return deleteCachedBundle(bundleId);
+  }
+
+  /** Delete every cached bundle but the loaded one (all of them when none is loaded); resolves with the ids
+   * deleted. @returns {Promise<string[]>} */
+  async deleteOtherCachedBundles() {
+    const keep = this.bundle?.bundleId;
+    const others = (await listCachedBundles()).map((b) => b.bundleId).filter((id) => id !== keep);
+    for (const id of others) await deleteCachedBundle(id);
+    return others;
   }
 
   /** Free the model, its GPU memory and KV cache; a running generation ends with finish_reason "abort". */

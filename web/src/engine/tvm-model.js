@@ -9,17 +9,52 @@ import { instantiateModelLibrary } from "./model-library.js";
 const PAGE_SIZE = 16; // tokens per KV cache page, as WebLLM uses
 const SEQUENCE_ID = 0; // one conversation at a time
 
-/** A WebGPU device, or WebGPUUnavailableError saying why not (tvmjs checks the limits it needs).
+/** A WebGPU device, or WebGPUUnavailableError saying why not. The device gets the largest buffers the adapter
+ * allows (WebGPU's defaults are 256 MB per buffer and 128 MB per binding, and tvmjs's detectGPUDevice asks for at
+ * most 1 GB: a weight of a 1B+ model can need more), and the limits tvmjs's kernels need.
  * `adapterInfo.isFallbackAdapter` is true for a software implementation (SwiftShader). */
 export async function requestWebGPU() {
   if (typeof navigator === "undefined" || !navigator.gpu) {
     throw new WebGPUUnavailableError("WebGPU is not available in this browser (navigator.gpu is undefined): use a "
       + "browser with WebGPU enabled, on a secure context (https:// or http://localhost)");
   }
+  const adapter = await navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
+  if (!adapter) {
+    throw new WebGPUUnavailableError("No usable WebGPU adapter: the browser found no GPU it can use (no GPU, or "
+      + "its driver is blocked)");
+  }
+  const { limits } = adapter;
+  const requiredLimits = {
+    maxBufferSize: limits.maxBufferSize,
+    maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize,
+    maxComputeWorkgroupStorageSize: 32 << 10, // as tvmjs's detectGPUDevice requires
+    maxStorageBuffersPerShaderStage: 10,
+  };
+  const invocations = [1024, 512, 256].find((n) => n <= limits.maxComputeInvocationsPerWorkgroup);
+  if (invocations) requiredLimits.maxComputeInvocationsPerWorkgroup = invocations;
+  const requiredFeatures = ["shader-f16", "subgroups"].filter((feature) => adapter.features.has(feature));
   try {
-    return await tvmjs.detectGPUDevice();
+    return { adapter, adapterInfo: adapter.info, device: await adapter.requestDevice({ requiredLimits, requiredFeatures }) };
   } catch (error) {
     throw new WebGPUUnavailableError(`No usable WebGPU adapter: ${error.message}`);
+  }
+}
+
+/**
+ * Fail before anything is downloaded when the device cannot hold the bundle's largest weight in one buffer
+ * bound as storage. @param {GPUDevice} device @param {any} tensorCache the parsed tensor-cache.json
+ * @param {string} model
+ */
+export function checkWebGPULimits(device, tensorCache, model) {
+  const largest = tensorCache.records.flatMap((shard) => shard.records)
+    .reduce((a, b) => (b.nbytes > a.nbytes ? b : a));
+  const { maxStorageBufferBindingSize, maxBufferSize } = device.limits;
+  const limit = Math.min(maxStorageBufferBindingSize, maxBufferSize);
+  if (largest.nbytes > limit) {
+    throw new WebGPUUnavailableError(`This GPU's WebGPU limits are too small for ${model}: its largest weight `
+      + `(${largest.name}) needs one buffer of ${largest.nbytes} bytes, and the device allows ${limit} `
+      + `(maxStorageBufferBindingSize ${maxStorageBufferBindingSize}, maxBufferSize ${maxBufferSize}). `
+      + 'Load it on the CPU (device: "wasm") or use a smaller model');
   }
 }
 
@@ -39,11 +74,12 @@ export class TVMModel {
    * @param {{device: GPUDevice} | null} gpu from requestWebGPU(), or null to run on the CPU
    * @param {Uint8Array} library the model library's bytes for that device (a view of its whole ArrayBuffer)
    * @param {any} tensorCache the parsed tensor-cache.json
-   * @param {(name: string) => Promise<Uint8Array>} readShard verified bytes of a shard
+   * @param {(name: string, write: (bytes: Uint8Array, offset: number) => void) => Promise<void>} streamShard
+   *   passes a shard's bytes to `write` and resolves once they are verified (BundleStore.stream)
    * @param {() => void} onCompile called before the WebGPU pipelines are compiled
    * @param {number} threads how many threads run the CPU library
    */
-  static async load(gpu, library, tensorCache, readShard, onCompile, threads) {
+  static async load(gpu, library, tensorCache, streamShard, onCompile, threads) {
     const instance = await instantiateModelLibrary(library, gpu ? "webgpu" : "cpu", threads);
     const tvm = instance.tvm;
     try {
@@ -53,11 +89,10 @@ export class TVMModel {
       const vm = tvm.detachFromCurrentScope(tvm.createVirtualMachine(device));
       const metadata = JSON.parse(vm.getFunction("_metadata")().toString());
       if (gpu) {
-        checkLimits(gpu.device, metadata, tensorCache);
         onCompile();
         await tvm.asyncLoadWebGPUPipelines(vm.getInternalModule());
       }
-      const params = tvm.detachFromCurrentScope(await uploadParams(tvm, device, metadata, tensorCache, readShard));
+      const params = tvm.detachFromCurrentScope(await uploadParams(tvm, device, metadata, tensorCache, streamShard));
       tvm.endScope();
       return new TVMModel(instance, device, vm, params, metadata);
     } catch (error) {
@@ -155,21 +190,31 @@ export class TVMModel {
   }
 }
 
-/** Every tensor of the tensor cache uploaded to the device, shard by shard; the VM's params in metadata order. */
-async function uploadParams(tvm, device, metadata, tensorCache, readShard) {
+/**
+ * Every tensor of the tensor cache written on the device, shard by shard, as the shard's bytes stream in (no
+ * shard is ever held whole: see BundleStore.stream); the VM's params in metadata order.
+ */
+async function uploadParams(tvm, device, metadata, tensorCache, streamShard) {
   const byName = new Map();
   try {
     for (const shard of tensorCache.records) {
-      const bytes = await readShard(shard.dataPath);
-      for (const record of shard.records) {
+      const tensors = shard.records.map((record) => {
         if (record.format !== "raw") {
           throw new BundleError(`tensor-cache.json: ${record.name} has format ${record.format}, only raw is supported`,
             "bundle_invalid");
         }
         const tensor = tvm.detachFromCurrentScope(tvm.empty(record.shape, record.dtype, device));
         byName.set(record.name, tensor);
-        tensor.copyFromRawBytes(bytes.subarray(record.byteOffset, record.byteOffset + record.nbytes));
-      }
+        return { record, tensor };
+      });
+      await streamShard(shard.dataPath, (bytes, offset) => {
+        const end = offset + bytes.length;
+        for (const { record, tensor } of tensors) {
+          const from = Math.max(offset, record.byteOffset);
+          const to = Math.min(end, record.byteOffset + record.nbytes);
+          if (from < to) writeTensor(tvm, tensor, from - record.byteOffset, bytes.subarray(from - offset, to - offset));
+        }
+      });
     }
     await device.sync();
     const missing = metadata.params.map((p) => p.name).filter((name) => !byName.has(name));
@@ -183,12 +228,13 @@ async function uploadParams(tvm, device, metadata, tensorCache, readShard) {
   }
 }
 
-/** The adapter must bind the largest weight as one storage buffer. */
-function checkLimits(device, metadata, tensorCache) {
-  const largest = Math.max(...tensorCache.records.flatMap((shard) => shard.records.map((r) => r.nbytes)));
-  const limit = Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize);
-  if (largest > limit) {
-    throw new WebGPUUnavailableError(`This GPU's WebGPU limits are too small for ${metadata.model_type}: `
-      + `the largest weight needs ${largest} bytes in one buffer, the device allows ${limit}`);
+/** Write `bytes` into a tensor's storage at byte `at`: straight into the CPU library's memory, or a WebGPU queue
+ * write (4-byte aligned: the pieces BundleStore.stream gives are). tvmjs's copyFromRawBytes takes whole tensors
+ * only, and on the CPU passes them through a temporary copy in the library's heap. */
+function writeTensor(tvm, tensor, at, bytes) {
+  if (tensor.device.deviceType === tvm.cpu().deviceType) {
+    new Uint8Array(tvm.memory.memory.buffer, tensor.getCPUDataAddress() + at, bytes.length).set(bytes);
+  } else {
+    tvm.lib.webGPUContext.copyRawBytesToBuffer(bytes, tensor.getDataPtr(), tensor.byteOffset + at, bytes.length);
   }
 }

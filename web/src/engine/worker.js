@@ -18,7 +18,7 @@ import { seededRandom } from "./sampler.js";
 import { hasRelaxedSimd, threadCount } from "./model-library.js";
 import { TokenTable } from "./token-table.js";
 import { ToolCallStream, templateInput, toolCallGrammar } from "./tools.js";
-import { TVMModel, requestWebGPU } from "./tvm-model.js";
+import { TVMModel, checkWebGPULimits, requestWebGPU } from "./tvm-model.js";
 
 
 /** @type {null | {model: TVMModel, tokenizer: Tokenizer, plainTokenizer: Tokenizer, prompts: PromptEncoder,
@@ -125,16 +125,18 @@ async function load({ id, bundleUrl, device: requested, threads: requestedThread
     for (const other of Object.keys(LIBRARY_SUFFIX)) {
       if (other !== kind && hasModelLibrary(manifest, other)) store.leaveOut(modelLibrary(manifest, other).path);
     }
+    await store.checkQuota();
     const chatConfig = await store.readJson("mlc-chat-config.json");
     const template = new ChatTemplate(await store.readJson("tokenizer_config.json"));
     const tokenizerJson = await store.readJson("tokenizer.json");
     tokenizers = await loadTokenizers(tokenizerJson);
     const tensorCache = await store.readJson("tensor-cache.json");
+    if (gpu) checkWebGPULimits(gpu.device, tensorCache, `${manifest.model}-${manifest.quantization}`);
     const library = await store.read(modelLibrary(manifest, kind).path);
     const compiling = () => progress({ stage: "compile", text: "Compiling WebGPU shaders", loadedBytes: store.loadedBytes,
       totalBytes: store.totalBytes, fraction: store.loadedBytes / store.totalBytes });
     const cpu = device === "wasm" ? threadCount(requestedThreads) : null;
-    const model = await TVMModel.load(gpu, library, tensorCache, (name) => store.read(name), compiling,
+    const model = await TVMModel.load(gpu, library, tensorCache, (name, write) => store.stream(name, write), compiling,
       cpu?.threads ?? 1);
     const conv = chatConfig.conv_template ?? {};
     const info = {

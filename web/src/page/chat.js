@@ -21,6 +21,9 @@ const ui = {
   sendButton: $("send-button"),
   stopButton: $("stop-button"),
   newChatButton: $("new-chat-button"),
+  cachedModels: $("cached-models"),
+  cachedList: $("cached-list"),
+  cachedEmpty: $("cached-empty"),
 };
 
 const state = {
@@ -67,7 +70,30 @@ async function loadSelectedBundle() {
     state.loading = false;
     refreshControls();
   }
+  if (ui.cachedModels.open) showCachedModels();
   if (state.loadedModel) ui.message.focus();
+}
+
+// The bundles cached in this browser, each with a Delete button; shown while "Cached models" is open.
+async function showCachedModels() {
+  const engine = await getEngine();
+  const items = (await engine.cachedBundles()).map((bundle) => {
+    const item = document.createElement("li");
+    const name = bundle.model ? `${bundle.model} · ${bundle.quantization}` : bundle.bundleId;
+    item.textContent = `${name} · ${formatMegabytes(bundle.bytes)}${bundle.bundleId === engine.bundle?.bundleId ? " · loaded" : ""} `;
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.textContent = "Delete";
+    remove.setAttribute("aria-label", `Delete ${name} from this browser's cache`);
+    remove.addEventListener("click", async () => {
+      await engine.deleteCachedBundle(bundle.bundleId);
+      await showCachedModels();
+    });
+    item.append(remove);
+    return item;
+  });
+  ui.cachedList.replaceChildren(...items);
+  ui.cachedEmpty.hidden = items.length > 0;
 }
 
 function appendMessage(role) {
@@ -220,6 +246,9 @@ ui.message.addEventListener("keydown", (event) => {
 
 ui.stopButton.addEventListener("click", () => state.generation?.abort());
 ui.newChatButton.addEventListener("click", newChat);
+ui.cachedModels.addEventListener("toggle", () => {
+  if (ui.cachedModels.open) showCachedModels();
+});
 
 refreshControls();
 findWebGPUProblem().then((problem) => {

@@ -1,0 +1,106 @@
+"""python -m bench.load_memory [--bundles DIR] [--model NAME] [--quantization Q] [--baseline-dist DIR] [--json PATH]
+
+The engine's memory while it loads a bundle on the CPU (device "wasm": the weights live in the tab's own process)
+in headless Chromium, from the real server: cold (an empty Cache API, every file downloaded) and warm (a page
+reload, every file from the Cache API). For each load: the renderer's PSS (the page and its workers: the
+engine's worker, the weights in the CPU library's memory) sampled every 20 ms: before the load, its peak, a
+second after it (what the loaded engine keeps: the weights, the library, the tokenizer, the KV cache pages
+touched), the peak above that (what the load itself held for a while: a shard held whole, its copies, garbage not
+yet collected), the peak's rise above the PSS before the load over the bytes of the weights; and the load time. `--baseline-dist` runs the same loads with another build of web/dist (e.g. the
+engine before a change) in the same run, as the baseline row.
+"""
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+from rich.console import Console
+from rich.table import Table
+
+from bench.results import PeakMemory, chromium_pids, cpu_model, pss_bytes
+from bench.site import built_web_dist, ensure_bundle
+from compile.quantization import DEFAULT_QUANTIZATION
+from harness.browser import create_page_engine, launch_webgpu_chromium, open_engine_page
+from harness.server import BackgroundServer
+from static_server import create_app
+
+SAMPLE_S = 0.02  # a shard's transient copies live for tens of milliseconds
+
+
+def renderer_pids() -> list[int]:
+    """Chromium's renderer processes: a page and its dedicated workers run in one."""
+    def is_renderer(pid):
+        try:
+            return b"--type=renderer" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (FileNotFoundError, ProcessLookupError):
+            return False
+    return [pid for pid in chromium_pids() if is_renderer(pid)]
+
+
+def measure(web_dist: Path, bundles_dir: Path, bundle) -> list[dict]:
+    """Cold then warm load of `bundle` on the CPU with the engine of `web_dist`."""
+    load = """async (url) => {
+        const start = performance.now();
+        await window.engine.load(url, {device: "wasm", threads: 1});
+        return (performance.now() - start) / 1000;
+    }"""
+    rows = []
+    with BackgroundServer(create_app(bundles_dir, web_dist)) as server, sync_playwright() as playwright:
+        browser = launch_webgpu_chromium(playwright.chromium)
+        page = open_engine_page(browser.new_context(), server.url)  # a fresh profile: an empty Cache API
+        for kind in ("cold", "warm"):
+            if kind == "warm":
+                page.reload()  # a new worker: only the Cache API remains
+                create_page_engine(page)
+            time.sleep(1)  # let the page settle before the baseline sample
+            pids = renderer_pids()
+            before = sum(pss_bytes(pid) for pid in pids)
+            with PeakMemory(lambda: pids, SAMPLE_S) as peak:
+                seconds = page.evaluate(load, f"/bundles/{bundle.bundle_id}/")
+                time.sleep(1)
+            after = sum(pss_bytes(pid) for pid in pids)
+            rows.append({"load": kind, "load_s": seconds, "pss_before_bytes": before, "pss_peak_bytes": peak.peak,
+                         "pss_after_bytes": after})
+        browser.close()
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.load_memory", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="smollm2-135m-instruct")
+    parser.add_argument("--bundles", type=Path, default=Path("bundles"))
+    parser.add_argument("--quantization", default=DEFAULT_QUANTIZATION, help="e.g. q0f32: float32, 4x the weights")
+    parser.add_argument("--baseline-dist", type=Path, help="another web/dist to measure beside this one")
+    parser.add_argument("--json", type=Path, default=Path("bench-load-memory.json"))
+    args = parser.parse_args()
+    bundle = ensure_bundle(args.bundles, args.model, args.quantization)
+    weight_bytes = sum(f["bytes"] for f in bundle.manifest["files"] if f["path"].startswith("params_shard_"))
+    engines = ([("baseline", args.baseline_dist)] if args.baseline_dist else []) + [("this", built_web_dist())]
+    rows = []
+    for name, dist in engines:
+        for row in measure(dist, args.bundles, bundle):
+            rows.append({"engine": name, **row, "weight_bytes": weight_bytes,
+                         "peak_over_after": row["pss_peak_bytes"] / row["pss_after_bytes"],
+                         "rise_over_weights": (row["pss_peak_bytes"] - row["pss_before_bytes"]) / weight_bytes})
+    manifest = bundle.manifest
+    table = Table(title=f"Load memory, {manifest['model']} {manifest['quantization']} on the CPU (1 thread), "
+                        f"{cpu_model()}, {os.cpu_count()} cores: renderer PSS")
+    for column in ("engine", "load", "load s", "before MB", "peak MB", "after MB", "peak - after MB",
+                   "weights MB", "peak / after", "rise / weights"):
+        table.add_column(column, justify="left" if column in ("engine", "load") else "right")
+    mb = lambda n: f"{n / 1e6:.0f}"
+    for r in rows:
+        table.add_row(r["engine"], r["load"], f"{r['load_s']:.2f}", mb(r["pss_before_bytes"]), mb(r["pss_peak_bytes"]),
+                      mb(r["pss_after_bytes"]), mb(r["pss_peak_bytes"] - r["pss_after_bytes"]),
+                      mb(r["weight_bytes"]), f"{r['peak_over_after']:.2f}x", f"{r['rise_over_weights']:.2f}x")
+    Console().print(table)
+    args.json.write_text(json.dumps({"machine": cpu_model(), "model": manifest["model"],
+                                     "quantization": manifest["quantization"], "rows": rows}, indent=2))
+    print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
