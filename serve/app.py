@@ -164,15 +164,21 @@ class Run:
     def _send(self, item) -> None:
         self.loop.call_soon_threadsafe(self.queue.put_nowait, item)
 
-    def _chunk(self, index: int, delta: dict | None = None, text: str | None = None, finish_reason=None) -> dict:
-        choice = ({"index": index, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
-                  if self.kind == "chat" else
-                  {"index": index, "text": text or "", "logprobs": None, "finish_reason": finish_reason})
+    def _chunk(self, index: int, text: str, finish_reason: str | None = None) -> dict:
+        if self.kind == "chat":
+            choice = {"index": index, "delta": {"content": text} if text else {}, "logprobs": None,
+                      "finish_reason": finish_reason}
+        else:
+            choice = {"index": index, "text": text, "logprobs": None, "finish_reason": finish_reason}
         return {**self.meta, "object": self.object, "choices": [choice]}
+
+    def _on_choice(self, index: int) -> None:
+        if self.kind == "chat":  # a chat's first delta gives the role, as OpenAI's
+            self._send({**self.meta, "object": self.object, "choices": [
+                {"index": index, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None}]})
 
     def _generate(self) -> None:
         request, model = self.request, self.model
-        chat = self.kind == "chat"
         try:
             result = generate(self.worker.model, Job(
                 prompt_ids=self.prompt_ids, n=request.n,
@@ -183,9 +189,9 @@ class Run:
                 stop_strings=[*request.stop, *model.stop_strings],
                 decode_text=model.tokenizer.decode,
                 is_aborted=self.abort.is_set,
-                on_choice=lambda i: chat and self._send(self._chunk(i, {"role": "assistant", "content": ""})),
-                on_text=lambda text, i: self._send(self._chunk(i, {"content": text}, text)),
-                on_finish=lambda reason, i: self._send(self._chunk(i, {}, "", reason)),
+                on_choice=self._on_choice,
+                on_text=lambda text, index: self._send(self._chunk(index, text)),
+                on_finish=lambda reason, index: self._send(self._chunk(index, "", reason)),
             ))
             self._send({**self.meta, "object": self.object, "choices": [], "usage": result.usage()})
         except Exception as error:  # the library failed: the client gets a 500, the worker a fresh sandbox

@@ -165,8 +165,10 @@ class LibrarySandbox:
             return 0
 
         def resize_heap(requested):
-            current = self.memory.data_len()
-            wanted = min(max(requested & 0xFFFFFFFF, int(current * 1.25)), self.memory_limit)
+            current, requested = self.memory.data_len(), requested & 0xFFFFFFFF
+            if requested > self.memory_limit:
+                return 0  # malloc then returns NULL: TVM reports that it is out of memory
+            wanted = min(max(requested, int(current * 1.25)), self.memory_limit)
             if wanted <= current:
                 return 0
             try:

@@ -12,7 +12,7 @@ from pathlib import Path
 from compile.bundle import Bundle
 from .model import SandboxModel
 from .prompt import BundleTokenizer
-from .sandbox import CACHE_DIR, DEFAULT_CALL_TIMEOUT_S, DEFAULT_MEMORY_LIMIT, SandboxError
+from .sandbox import CACHE_DIR, DEFAULT_CALL_TIMEOUT_S, DEFAULT_MEMORY_LIMIT
 
 log = logging.getLogger(__name__)
 
@@ -80,11 +80,10 @@ class ServedModel:
             self._changed.notify_all()
 
     def recover(self, worker: Worker, error: Exception) -> None:
-        """After a failed call (on the worker's thread): a sandbox cut off by its deadline, or that trapped, may hold
-        any state; it is replaced by a fresh instance of the same compiled module."""
+        """After a failed generation (on the worker's thread): a sandbox cut off by its deadline, that trapped or
+        whose KV cache is in an unknown state is replaced by a fresh instance of the same compiled module."""
         log.warning("worker %d: %s; starting a fresh sandbox", worker.index, error)
-        if isinstance(error, SandboxError):
-            worker.model = self.settings.load(self.bundle)
+        worker.model = self.settings.load(self.bundle)
 
     def _free(self) -> list[Worker]:
         return [w for w in self.workers if not w.busy]
