@@ -26,7 +26,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--workers", type=int, default=1, help="sandboxes, each generating one request at a time")
     parser.add_argument("--queue", type=int, default=8, help="requests that may wait for a worker; more get 429")
-    parser.add_argument("--api-key", default=os.environ.get("TABLLM_API_KEY"),
+    parser.add_argument("--api-key", default=os.environ.get("TABLLM_API_KEY") or None,
                         help="require 'Authorization: Bearer KEY' (default: $TABLLM_API_KEY, else none)")
     parser.add_argument("--memory-limit-mib", type=int, default=DEFAULT_MEMORY_LIMIT >> 20,
                         help="the most memory one sandbox may use")

@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 
+import jinja2
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -68,7 +69,7 @@ def create_app(model: ServedModel, api_key: str | None = None, max_body_bytes: i
             if normalized.model is not None and normalized.model != model.id:
                 raise APIError(404, f"The model '{normalized.model}' does not exist; this server serves '{model.id}'",
                                "invalid_request_error", "model", "model_not_found")
-            prompt_ids = (model.tokenizer.chat_prompt_ids(normalized.messages) if kind == "chat"
+            prompt_ids = (chat_prompt_ids(model, normalized.messages) if kind == "chat"
                           else model.tokenizer.encode_text(normalized.prompt))
             room = model.context_window_size - len(prompt_ids)
             if room < 1 or (normalized.max_tokens is not None and normalized.max_tokens > room):
@@ -76,7 +77,8 @@ def create_app(model: ServedModel, api_key: str | None = None, max_body_bytes: i
                 raise ContextLengthExceededError(
                     f"This model's context window is {model.context_window_size} tokens; the "
                     f"{'messages take' if kind == 'chat' else 'prompt takes'} {len(prompt_ids)}{asked}. "
-                    "Shorten the messages or lower max_tokens.")
+                    f"Shorten the {'messages' if kind == 'chat' else 'prompt'} or lower max_tokens.",
+                    "messages" if kind == "chat" else "prompt")
             worker = await model.acquire(prompt_ids)
         except APIError as error:
             return error_response(error)
@@ -109,6 +111,13 @@ def create_app(model: ServedModel, api_key: str | None = None, max_body_bytes: i
         Route("/v1/completions", completions, methods=["POST"]),
         Route("/v1/models", models, methods=["GET"]),
     ], exception_handlers={404: not_found, 405: method_not_allowed})
+
+
+def chat_prompt_ids(model: ServedModel, messages: list[dict]) -> list[int]:
+    try:
+        return model.tokenizer.chat_prompt_ids(messages)
+    except jinja2.TemplateError as error:  # the template's raise_exception: e.g. roles out of order
+        raise InvalidRequestError(f"The model's chat template refused these messages: {error}", "messages") from None
 
 
 def error_response(error: APIError) -> JSONResponse:

@@ -42,8 +42,8 @@ class InvalidRequestError(APIError):
 
 
 class ContextLengthExceededError(APIError):
-    def __init__(self, message: str):
-        super().__init__(400, message, "invalid_request_error", "messages", "context_length_exceeded")
+    def __init__(self, message: str, param: str = "messages"):
+        super().__init__(400, message, "invalid_request_error", param, "context_length_exceeded")
 
 
 @dataclass
