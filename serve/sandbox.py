@@ -30,7 +30,7 @@ PAGE_BYTES = 65536
 ENOSYS = 52
 EPOCH_TICK_S = 0.05
 DEFAULT_MEMORY_LIMIT = 1 << 30  # SmolLM2-135M with its 4,096-token KV cache: 555 MiB loaded, 694 MiB after a chat
-DEFAULT_CALL_TIMEOUT_S = 60.0  # one library call (a prefill chunk of 1,024 tokens takes ~30 s on one slow core)
+DEFAULT_CALL_TIMEOUT_S = 60.0  # one library call: a prefill chunk of 1,024 tokens takes ~18 s on one thread here
 CACHE_DIR = Path.home() / ".cache" / "tabllm" / "wasmtime"
 
 
