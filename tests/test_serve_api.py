@@ -1,5 +1,6 @@
 """python -m serve against the official openai client: the real default bundle's CPU library in a wasmtime
-sandbox, served by uvicorn over HTTP. Greedy answers are the numpy reference's (tests/fixtures/smollm2_greedy.json);
+sandbox, served by uvicorn over HTTP. Greedy answers are the numpy reference's (tests/fixtures/smollm2_greedy.json,
+and a three-turn chat played by the reference: tests/multi_turn.py);
 one worker with a queue of one shows the queue, the 429 and a disconnect freeing the worker."""
 import os
 import subprocess
@@ -14,6 +15,7 @@ import pytest
 from e2e.server import BackgroundServer, free_port
 from serve.app import create_app
 from serve.workers import SandboxSettings, ServedModel
+from tests.multi_turn import MAX_NEW_TOKENS, USER_TURNS, reference_conversation
 
 ANSWER_TIMEOUT_S = 120
 # A long answer: the end-of-turn token (id 2, "<|im_end|>") forbidden, so only max_tokens or an abort ends it.
@@ -112,15 +114,21 @@ def test_a_seed_reproduces_a_sampled_answer(client, model_id):
     assert texts(first) != texts(other)
 
 
-def test_a_follow_up_turn_reuses_the_cached_conversation(client, model_id, smollm2_greedy_case):
-    messages = list(smollm2_greedy_case["messages"])
-    first = client.chat.completions.create(model=model_id, messages=messages, temperature=0, max_tokens=32)
-    messages += [{"role": "assistant", "content": first.choices[0].message.content},
-                 {"role": "user", "content": "And of Italy?"}]
-    second = client.chat.completions.create(model=model_id, messages=messages, temperature=0, max_tokens=16)
-    cached = second.usage.prompt_tokens_details.cached_tokens
-    assert first.usage.prompt_tokens + first.usage.completion_tokens - 1 <= cached < second.usage.prompt_tokens
-    assert "Rome" in second.choices[0].message.content
+def test_each_turn_of_a_chat_is_the_references_and_prefills_only_its_new_tokens(
+        client, model_id, smollm2_reference, smollm2_tokenizer, smollm2_tokenizer_config):
+    turns = reference_conversation(smollm2_reference, smollm2_tokenizer, smollm2_tokenizer_config, USER_TURNS)
+    eos = smollm2_tokenizer_config["eos_token_id"]
+    messages = []
+    for number, (content, turn) in enumerate(zip(USER_TURNS, turns)):
+        messages.append({"role": "user", "content": content})
+        reply = client.chat.completions.create(model=model_id, messages=messages, temperature=0,
+                                               max_tokens=MAX_NEW_TOKENS)
+        answer = smollm2_tokenizer.decode([i for i in turn.greedy_ids if i != eos])
+        assert reply.choices[0].message.content == answer
+        assert reply.usage.completion_tokens == len(turn.greedy_ids)
+        if number > 0:  # the cache holds the conversation so far: only this turn's new tokens are prefilled
+            assert reply.usage.prompt_tokens - reply.usage.prompt_tokens_details.cached_tokens == len(turn.new_ids)
+        messages.append({"role": "assistant", "content": answer})
 
 
 @pytest.mark.parametrize("arguments, param", [
