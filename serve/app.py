@@ -167,7 +167,7 @@ class Run:
         self.object = "chat.completion.chunk" if kind == "chat" else "text_completion"
 
     def start(self) -> None:
-        thread_done = self.loop.run_in_executor(None, self._generate)
+        thread_done = self.loop.run_in_executor(self.model.generation_threads, self._generate)
         thread_done.add_done_callback(lambda _: asyncio.ensure_future(self.model.release(self.worker)))
 
     def _send(self, item) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,6 +58,7 @@ class ServedModel:
         self.workers = [Worker(i, self.settings.load(bundle)) for i in range(workers)]
         self.load_s = time.perf_counter() - started
         self.context_window_size = self.workers[0].model.context_window_size
+        self.generation_threads = ThreadPoolExecutor(workers, thread_name_prefix="sandbox")  # one per worker
         self.max_queue = max_queue
         self.waiting = 0
         self._changed = asyncio.Condition()
@@ -87,9 +89,6 @@ class ServedModel:
 
     def _free(self) -> list[Worker]:
         return [w for w in self.workers if not w.busy]
-
-    def memory_bytes(self) -> list[int]:
-        return [w.model.sandbox.memory_bytes() for w in self.workers]
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:
