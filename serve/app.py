@@ -205,8 +205,8 @@ class Run:
             self._send({**self.meta, "object": self.object, "choices": [], "usage": result.usage()})
         except Exception as error:  # the library failed: the client gets a 500, the worker a fresh sandbox
             log.exception("generation failed")
-            self.model.recover(self.worker, error)
             self._send(APIError(500, f"The model failed: {error}", "server_error", None, "internal_error"))
+            self.model.recover(self.worker, error)
         finally:
             self._send(DONE)
 
