@@ -219,3 +219,23 @@ def test_the_command_serves_the_bundle_behind_an_api_key(default_compile):
     finally:
         server.terminate()
         server.wait(10)
+
+
+def test_a_call_past_its_deadline_is_a_500_and_the_worker_gets_a_fresh_sandbox(default_compile, tmp_path_factory,
+                                                                                  smollm2_greedy_case):
+    # A 5 s deadline per call into the library: a 1,024-token prefill chunk takes ~18 s, a short prompt's < 1 s.
+    model = ServedModel(default_compile.bundle, settings=SandboxSettings(
+        call_timeout_s=5, cache_dir=tmp_path_factory.mktemp("compiled-modules")))
+    first_sandbox = model.workers[0].model
+    with BackgroundServer(create_app(model)) as server:
+        client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0,
+                               timeout=ANSWER_TIMEOUT_S)
+        with pytest.raises(openai.InternalServerError) as raised:
+            client.chat.completions.create(model=model.id, max_tokens=1, messages=[
+                {"role": "user", "content": "Repeat: " + "the quick brown fox " * 300}])
+        assert "deadline" in raised.value.message
+        wait_until(lambda: not model.workers[0].busy, "the worker is released")
+        assert model.workers[0].model is not first_sandbox
+        reply = client.chat.completions.create(model=model.id, messages=smollm2_greedy_case["messages"],
+                                               temperature=0, max_tokens=32)
+        assert reply.choices[0].message.content == reference_answer(smollm2_greedy_case)
