@@ -106,8 +106,8 @@ class LibrarySandbox:
         if memory_import is None or not memory_import.type.is_shared:
             raise SandboxError("this bundle's CPU library has no shared memory import: it is from an older tabllm; "
                                "compile the bundle again with `python -m compile`")
-        minimum = memory_import.type.limits.min
-        maximum = max(minimum, memory_limit // PAGE_BYTES)
+        minimum, declared = memory_import.type.limits.min, memory_import.type.limits.max
+        maximum = min(max(minimum, memory_limit // PAGE_BYTES), declared if declared is not None else 65536)
         self.memory = _SharedMemory(ENGINE, MemoryType(Limits(minimum, maximum), shared=True))
         self.memory_limit = maximum * PAGE_BYTES
         self._pending_output = ""

@@ -62,3 +62,12 @@ def test_a_library_without_a_shared_memory_is_refused():
     module = wasmtime.Module(ENGINE, wasmtime.wat2wasm('(module (memory (export "memory") 1))'))
     with pytest.raises(SandboxError, match="older tabllm"):
         LibrarySandbox(module)
+
+
+def test_a_limit_above_the_modules_own_maximum_keeps_the_modules():
+    module = wasmtime.Module(ENGINE, wasmtime.wat2wasm(
+        '(module (import "env" "memory" (memory 1 3 shared)) (func (export "__wasm_call_ctors"))'
+        ' (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0))))'))
+    sandbox = LibrarySandbox(module, memory_limit=1 << 30)
+    assert sandbox.call("grow", 3) == -1
+    assert sandbox.call("grow", 2) == 1
