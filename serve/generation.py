@@ -4,6 +4,7 @@ stop string, max_tokens, or an abort. Every choice after the first starts from t
 the previous choice's tokens; sampling restarts from the prompt's saved logits). Synchronous: it runs on the
 worker thread that owns the model, and `is_aborted` is polled between prefill chunks and decode steps."""
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .sampling import SamplingParams, adjust_logits, sample_token
@@ -47,14 +48,14 @@ class Job:
     n: int
     max_tokens: int
     sampling: SamplingParams
-    random: object  # () -> float in [0, 1)
+    random: Callable[[], float]  # uniform in [0, 1)
     stop_token_ids: set[int]
     stop_strings: list[str]
-    decode_text: object  # (ids) -> str
-    is_aborted: object  # () -> bool
-    on_choice: object  # (index) -> None
-    on_text: object  # (text, index) -> None
-    on_finish: object  # (finish_reason, index) -> None
+    decode_text: Callable[[list[int]], str]
+    is_aborted: Callable[[], bool]
+    on_choice: Callable[[int], None]  # (choice index)
+    on_text: Callable[[str, int], None]  # (text, choice index)
+    on_finish: Callable[[str, int], None]  # (finish reason, choice index)
 
 
 def generate(model, job: Job) -> GenerationResult:
