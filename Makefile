@@ -1,5 +1,6 @@
 # make run:  install everything, build the default bundle if missing, then serve the app (prints the URL)
 # make test: install everything, then run the whole test suite (unit, numeric and browser tests)
+# make serve: the same bundle behind OpenAI's HTTP API at http://127.0.0.1:8080/v1 (python -m serve)
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -9,7 +10,7 @@ DEFAULT_BUNDLE := bundles/$(DEFAULT_MODEL)-gguf
 export OPENBLAS_NUM_THREADS := 1
 export OMP_NUM_THREADS := 1
 
-.PHONY: setup system-packages model run test clean
+.PHONY: setup system-packages model run serve test clean
 
 setup: system-packages $(VENV)/.installed web/dist/.built web/dist/pyodide/.built model
 
@@ -46,6 +47,9 @@ $(DEFAULT_BUNDLE)/manifest.json: $(shell find compile models -name '*.py' -o -na
 
 run: setup $(DEFAULT_BUNDLE)/manifest.json
 	$(PY) -m static_server --bundles bundles
+
+serve: setup $(DEFAULT_BUNDLE)/manifest.json
+	$(PY) -m serve --bundles bundles --model $(notdir $(DEFAULT_BUNDLE))
 
 test: setup
 	npm test --prefix web

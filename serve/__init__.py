@@ -1,0 +1,1 @@
+"""python -m serve: OpenAI's HTTP API over bundles' CPU libraries in wasmtime sandboxes (see serve/app.py)."""
