@@ -115,6 +115,18 @@ def gguf_tensor_name(hf: str) -> str:
     return f"blk.{layer}.{HF_TO_GGUF[module]}.{suffix}"
 
 
+def add_decoder_metadata(writer: gguf.GGUFWriter, config: LlamaConfig) -> None:
+    """The <arch>.* keys llama.cpp writes for every Llama-style decoder."""
+    writer.add_context_length(config.context_length)
+    writer.add_embedding_length(config.hidden_size)
+    writer.add_feed_forward_length(config.intermediate_size)
+    writer.add_block_count(config.num_hidden_layers)
+    writer.add_head_count(config.num_attention_heads)
+    writer.add_head_count_kv(config.num_key_value_heads)
+    writer.add_rope_freq_base(config.rope_theta)
+    writer.add_layer_norm_rms_eps(config.rms_norm_eps)
+
+
 @pytest.fixture
 def tiny_llama_gguf(tmp_path):
     """Factory: write a tiny random llama GGUF the way llama.cpp's converter does (Q/K permuted, 2-D weights
@@ -132,14 +144,7 @@ def tiny_llama_gguf(tmp_path):
         }
         path = tmp_path / f"tiny-{architecture}-{matrix_type.name}-{'tied' if tied else 'untied'}.gguf"
         writer = gguf.GGUFWriter(path, architecture)
-        writer.add_context_length(config.context_length)
-        writer.add_embedding_length(config.hidden_size)
-        writer.add_feed_forward_length(config.intermediate_size)
-        writer.add_block_count(config.num_hidden_layers)
-        writer.add_head_count(config.num_attention_heads)
-        writer.add_head_count_kv(config.num_key_value_heads)
-        writer.add_rope_freq_base(config.rope_theta)
-        writer.add_layer_norm_rms_eps(config.rms_norm_eps)
+        add_decoder_metadata(writer, config)
         writer.add_tokenizer_model(tokenizer_model)
         for name, w in weights.items():
             if "q_proj" in name or "k_proj" in name:

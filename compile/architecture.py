@@ -1,6 +1,7 @@
 """What each architecture folder (compile/<arch>/) provides to the pipeline (compile/registry.py lists them)."""
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from tvm.relax.frontend import nn
 from tvm.target import Target
@@ -18,3 +19,7 @@ class Architecture:
     weight_shapes: Callable[[LlamaConfig], dict[str, tuple[int, ...]]]  # every weight by Hugging Face name
     module: Callable[[LlamaConfig, CompileOptions, Target], nn.Module]  # exports the model-library ABI
     params: Callable[[LlamaConfig, dict[str, Weight]], Iterator[tuple[str, Weight]]]  # HF weights -> module's
+    # GGUF input: the general.architecture it reads, and the reader (path, keep_blocks) -> (config, weights with HF
+    # names: blocks kept, or float32); None where llama.cpp's files of it are not read
+    gguf_architecture: str | None = None
+    read_gguf: Callable[[Path, bool], tuple[LlamaConfig, dict[str, Weight]]] | None = None

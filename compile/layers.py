@@ -6,6 +6,8 @@ layer and the causal LM that exports the MLC model-library ABI.
 Parameter names follow MLC-LLM (fused qkv_proj and gate_up_proj) so bundles interoperate; each architecture's
 `weights.py` maps its Hugging Face names onto them.
 """
+from collections.abc import Callable
+
 from tvm import relax as rx
 from tvm import te
 from tvm.relax.frontend import nn
@@ -57,15 +59,16 @@ class Attention(nn.Module):
 
 
 class GatedMLP(nn.Module):
-    """down(silu(gate(x)) * up(x)), with gate and up fused."""
+    """down(activation(gate(x)) * up(x)), with gate and up fused: SwiGLU (silu, the default) or GeGLU (Gemma)."""
 
-    def __init__(self, config: LlamaConfig):
+    def __init__(self, config: LlamaConfig, activation: Callable[[Tensor], Tensor] = op.silu):
         self.gate_up_proj = nn.Linear(config.hidden_size, 2 * config.intermediate_size, bias=False)
         self.down_proj = nn.Linear(config.intermediate_size, config.hidden_size, bias=False)
+        self.activation = activation
 
     def forward(self, x: Tensor) -> Tensor:
         gate, up = op.split(self.gate_up_proj(x), 2, axis=-1)
-        return self.down_proj(op.silu(gate) * up)
+        return self.down_proj(self.activation(gate) * up)
 
 
 class DecoderLayer(nn.Module):
@@ -135,12 +138,18 @@ class CausalLM(nn.Module):
     def decode(self, embeds: Tensor, kv_cache: PagedKVCache):
         return self.logits(self.model(embeds, kv_cache)), kv_cache
 
+    def kv_cache_attention(self) -> dict:
+        """The cache's attention kind per layer and where RoPE is applied: here every layer attends to the whole
+        context, and the cache applies Hugging Face's rotate-half RoPE (matching the un-permuted Q/K weights) as it
+        splits the fused q/k/v."""
+        return {"attn_kind": "mha", "rope_mode": RopeMode.NORMAL}
+
     def create_tir_paged_kv_cache(
         self, max_batch_size, max_total_seq_len, prefill_chunk_size, page_size, support_sliding_window
     ) -> PagedKVCache:
         c = self.config
         return TIRPagedKVCache(
-            attn_kind="mha",
+            **self.kv_cache_attention(),
             max_batch_size=max_batch_size,
             max_total_seq_len=max_total_seq_len,
             prefill_chunk_size=prefill_chunk_size,
@@ -154,7 +163,6 @@ class CausalLM(nn.Module):
             v_head_dim=c.head_dim,
             mla_original_qk_head_dim=0,
             mla_original_v_head_dim=0,
-            rope_mode=RopeMode.NORMAL,  # Hugging Face rotate-half RoPE, matching the un-permuted Q/K weights
             rope_scale=1,
             rope_theta=c.rope_theta,
             rope_scaling=dict(c.rope_scaling or {}),  # e.g. Llama 3's {"rope_type": "llama3", "factor": ...}

@@ -16,13 +16,14 @@ from compile.bundle import Bundle, write_bundle
 from compile.chat_config import chat_config
 from compile.options import CompileOptions
 from compile.quantization import DEFAULT_QUANTIZATION, FLOAT_SOURCE_QUANTIZATION, Quantization, get_quantization
-from compile.registry import architecture_for_hf, get_architecture
+from compile.registry import architecture_for_gguf, architecture_for_hf, get_architecture
 from compile.toolchain import emcc_version, wasm32_relaxed_target, wasm32_target, wasm_fcompile, webgpu_target
 from models.convert import load_fp32_model
 from models.errors import UnsupportedModelError
 from models.fetch import resolve_gguf
 from models.huggingface import generation_eos_ids, is_hf_checkpoint, read_hf_checkpoint
-from models.llama import LlamaConfig, check_weight_shapes, read_llama
+from models.gguf_file import gguf_value, open_gguf
+from models.llama import LlamaConfig, check_weight_shapes
 from models.tokenizer import write_hf_tokenizer_files, write_tokenizer_files
 
 OptLevel = Literal["release", "fast"]
@@ -90,8 +91,12 @@ def _write_progress(report: Callable[[str], None]):
 
 
 def load_source(gguf: Path, quant: Quantization) -> tuple[LlamaConfig, dict]:
-    """The config and weights in the kind `quant` starts from: the GGUF's own blocks, or float32 (cached)."""
-    return read_llama(gguf, keep_blocks=True) if quant.keeps_source_blocks else load_fp32_model(gguf)
+    """The config and weights in the kind `quant` starts from: the GGUF's own blocks, or float32 (cached for
+    Llama), read by the architecture the file names."""
+    arch = architecture_for_gguf(gguf_value(open_gguf(gguf), "general.architecture"))
+    if arch.name == "llama" and not quant.keeps_source_blocks:
+        return load_fp32_model(gguf)
+    return arch.read_gguf(gguf, quant.keeps_source_blocks)
 
 
 def load_hf_source(directory: Path) -> tuple[LlamaConfig, dict]:

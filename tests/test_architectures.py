@@ -3,6 +3,7 @@
 and its logits within 1e-4 (recorded by tests/fixtures/record_transformers.py), with the prompt prefilled in chunks
 over several KV pages. Also: the prompt is tokenized as transformers does, a quantized build with biases computes
 what its quantized weights say, and `python -m compile DIR` writes a bundle."""
+import dataclasses
 import json
 import subprocess
 import sys
@@ -92,6 +93,39 @@ def test_a_sliding_window_must_hold_the_whole_context(checkpoints):
     assert config.sliding_window == OPTIONS.context_window_size
     with pytest.raises(UnsupportedModelError, match="sliding window of 256 tokens.*at most 256 tokens"):
         build_native_model(config, weights, "q0f32", CompileOptions(context_window_size=512, prefill_chunk_size=16))
+
+
+def test_gemma3_sliding_layers_attend_only_to_their_window(checkpoints):
+    """The fixture's context (89 + 23 tokens) is longer than the window (32), so transformers' logits depend on
+    it: the same model with a window holding the whole context (the sliding layers then attend to everything, with
+    their own RoPE base still) is far from them, while compile/gemma3's is within 1e-4 (the test above)."""
+    case = recorded("gemma3")
+    config, weights = load_hf_source(checkpoints("gemma3"))
+    assert config.sliding_window < len(case["prompt_ids"]) and "sliding_attention" in config.layer_types
+    unwindowed = dataclasses.replace(config, sliding_window=OPTIONS.context_window_size)
+    logits = build_native_model(unwindowed, weights, "q0f32", OPTIONS).prefill(case["prompt_ids"])
+    assert np.max(np.abs(logits - np.array(case["logits"]["0"]))) > 100 * LOGITS_ATOL
+
+
+def test_gemma3_prefill_chunks_must_fit_in_the_window(checkpoints):
+    config, weights = load_hf_source(checkpoints("gemma3"))
+    with pytest.raises(UnsupportedModelError, match="prefill chunk of 64 tokens is longer than the sliding window "
+                                                    r"\(32\).*at most 32 tokens"):
+        build_native_model(config, weights, "q0f32", CompileOptions(context_window_size=256, prefill_chunk_size=64))
+
+
+def test_gemma3_features_it_does_not_compute_are_refused(tmp_path):
+    directory = write_checkpoint("gemma3", tmp_path / "gemma3")
+    config = json.loads((directory / "config.json").read_text())
+    for change, message in [({"final_logit_softcapping": 30.0}, "final_logit_softcapping"),
+                            ({"hidden_activation": "silu"}, "activation 'silu'"),
+                            ({"rope_parameters": {**config["rope_parameters"],
+                                                  "full_attention": {"rope_type": "linear", "factor": 8.0,
+                                                                     "rope_theta": 1e6}}},
+                             "global RoPE scaling 'linear'")]:
+        (directory / "config.json").write_text(json.dumps({**config, **change}))
+        with pytest.raises(UnsupportedModelError, match=message):
+            load_hf_source(directory)
 
 
 def test_cli_compiles_a_checkpoint_directory(tmp_path):

@@ -24,4 +24,4 @@ def test_info_of_a_known_model_shows_where_it_comes_from(smollm2_gguf, capsys):
 
 def test_errors_are_one_line_and_exit_1(capsys):
     assert main(["fetch", "nope"]) == 1
-    assert capsys.readouterr().err == "error: unknown model 'nope'; known models: smollm2-135m-instruct\n"
+    assert capsys.readouterr().err == "error: unknown model 'nope'; known models: gemma3-270m, smollm2-135m-instruct\n"

