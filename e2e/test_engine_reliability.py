@@ -13,6 +13,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
+from e2e.test_engine_cache import loaded_bytes
 from harness.browser import open_engine_page
 from static_server import create_app
 from static_server.headers import SecurityHeadersMiddleware
@@ -208,7 +209,7 @@ def test_a_storage_quota_too_small_for_the_bundle_fails_before_downloading_and_s
     finally:
         context.close()
     print(f"\nsmall quota: {error}")
-    needed = sum(f["bytes"] for f in smollm2_q4_bundle.manifest["files"] if not f["path"].endswith("-webgpu.wasm"))
+    needed = loaded_bytes(smollm2_q4_bundle.manifest)
     assert error["name"] == "BundleError" and error["body"]["code"] == "bundle_storage_quota"
     message = error["body"]["message"]
     assert f"needs {needed / 1e6:.1f} MB more" in message and f"allows this site {quota / 1e6:.1f} MB more" in message

@@ -17,11 +17,16 @@ SEQUENCE_ID = 0
 POOLED_ALLOCATOR = 2
 
 
+# The relaxed-SIMD build first (fused multiply-adds: faster prefill), then the SIMD128 one (bundles from before it).
+CPU_LIBRARY_SUFFIXES = ("-wasm32-relaxed.wasm", "-wasm32.wasm")
+
+
 def cpu_library_path(bundle: Bundle) -> Path:
-    name = next((f["path"] for f in bundle.manifest["files"] if f["path"].endswith("-wasm32.wasm")), None)
-    if name is None:
-        raise ValueError(f"bundle {bundle.bundle_id} has no CPU library (*-wasm32.wasm)")
-    return bundle.path / name
+    for suffix in CPU_LIBRARY_SUFFIXES:
+        name = next((f["path"] for f in bundle.manifest["files"] if f["path"].endswith(suffix)), None)
+        if name is not None:
+            return bundle.path / name
+    raise ValueError(f"bundle {bundle.bundle_id} has no CPU library (*-wasm32.wasm)")
 
 
 class SandboxModel:

@@ -1,4 +1,4 @@
-"""A bundle's CPU model library (`*-wasm32.wasm`) in a wasmtime sandbox.
+"""A bundle's CPU model library (`*-wasm32-relaxed.wasm`, or `*-wasm32.wasm`) in a wasmtime sandbox.
 
 The library is an emscripten `-pthread` link: it imports a shared memory and a few dozen emscripten and WASI
 functions. The sandbox gives it exactly what web/src/engine/library-imports.js gives it in the tab, and nothing
@@ -47,6 +47,7 @@ def _engine() -> Engine:
     config.wasm_threads = True  # the library's memory is shared (a -pthread link)
     config.shared_memory = True
     config.wasm_simd = True
+    config.wasm_relaxed_simd = True  # the bundle's relaxed-SIMD library (serve/model.py)
     config.epoch_interruption = True
     return Engine(config)
 

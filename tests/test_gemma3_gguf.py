@@ -1,8 +1,6 @@
 """Gemma 3 from a GGUF in llama.cpp's layout (general.architecture gemma3): the tiny checkpoint's weights written as
 llama.cpp's converter writes them (its tensor names, each RMSNorm as 1 + w, matrices in block formats of the Gemma 3
 270M file) read back as the same model, and a build that keeps the blocks computes what they hold."""
-import dataclasses
-
 import gguf
 import numpy as np
 import pytest

@@ -2,7 +2,7 @@
 import "./chat.css";
 import { chatFailedMessage, cpuFallbackText, findWebGPUProblem, loadFailedMessage, webgpuProblemText } from "./errors.js";
 import { bundleLoaderUi, createPageEngine, loadPickedBundle, pickedModelName } from "./bundle-loader.js";
-import { formatStats } from "./format.js";
+import { formatMegabytes, formatStats } from "./format.js";
 import { renderMarkdown } from "./markdown.js";
 
 const $ = (id) => document.getElementById(id);
@@ -76,7 +76,8 @@ async function loadSelectedBundle() {
 
 // The bundles cached in this browser, each with a Delete button; shown while "Cached models" is open.
 async function showCachedModels() {
-  const engine = await getEngine();
+  state.engine ??= await createPageEngine();
+  const engine = state.engine;
   const items = (await engine.cachedBundles()).map((bundle) => {
     const item = document.createElement("li");
     const name = bundle.model ? `${bundle.model} · ${bundle.quantization}` : bundle.bundleId;
