@@ -231,8 +231,9 @@ def main() -> None:
         key: getattr(by_kind[engine, default], key) / getattr(by_kind[engine, other], key) for key in RATIO_KEYS}
         for engine in dict.fromkeys(b.engine for b in browsers)}
     # At equal threads: our CPU library against llama.cpp's; and each engine's 2-thread speed over its 1-thread.
-    wasm = {threads: by_kind[f"browser WASM CPU (SIMD, {threads} thread{'s' if threads > 1 else ''})", default]
-            for threads in WLLAMA_THREADS}
+    wasm = {threads: next(b for b in browsers if b.quantization == default and b.engine.startswith("browser WASM CPU (")
+                          and b.engine.endswith(f", {threads} thread{'s' if threads > 1 else ''})"))
+            for threads in WLLAMA_THREADS}  # whichever CPU library (SIMD or relaxed SIMD) the browser ran
     wllama = dict(zip(WLLAMA_THREADS, wllama_rows))
     wasm_ratios = {f"{wasm[t].engine} / {wllama[t].engine}": {
         key: getattr(wasm[t], key) / getattr(wllama[t], key) for key in WLLAMA_RATIO_KEYS} for t in WLLAMA_THREADS}
