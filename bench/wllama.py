@@ -90,13 +90,14 @@ def prompt_text(tokenizer: Tokenizer, ids: list[int]) -> str:
 
 
 def bench_wllama(gguf: Path, tokenizer: Tokenizer, prompts: list[list[int]], decode_tokens: int,
-                 threads: int) -> Result:
+                 threads: int, memory_pids=chromium_pids) -> Result:
     """Per prompt: time to first token (prefill + the first greedy token), then `decode_tokens` greedy steps.
-    Load: cold in a fresh profile (download into wllama's OPFS cache), warm after a page reload (from it)."""
+    Load: cold in a fresh profile (download into wllama's OPFS cache), warm after a page reload (from it).
+    Peak memory: the PSS of the processes `memory_pids()` lists."""
     context_tokens = max(map(len, prompts)) + decode_tokens + 1
     texts = [prompt_text(tokenizer, ids) for ids in prompts]
     with BackgroundServer(create_wllama_app(gguf)) as server, sync_playwright() as playwright, \
-            PeakMemory(chromium_pids) as memory:
+            PeakMemory(memory_pids) as memory:
         browser = launch_webgpu_chromium(playwright.chromium)
         page = open_wllama_page(browser.new_context(), server.url)
         cold = load_wllama(page, threads, context_tokens)

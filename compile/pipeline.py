@@ -5,7 +5,7 @@ import json
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,9 +114,15 @@ def load_hf_source(directory: Path) -> tuple[LlamaConfig, dict]:
 def compile_bundle(model: str, *, gguf: Path | None = None, quantization: str | None = None,
                    output: Path | None = None,
                    options: CompileOptions = CompileOptions(), opt_level: OptLevel = "release",
+                   libraries: Sequence[str] = tuple(LIBRARY_TARGETS),
                    report: Callable[[str], None] = _stderr) -> CompileResult:
     """`model` is a registry name, the path of a local GGUF file or of a Hugging Face checkpoint directory; `gguf`
-    overrides where a registry model's file is. `quantization` defaults to default_quantization(model)."""
+    overrides where a registry model's file is. `quantization` defaults to default_quantization(model).
+    `libraries`: which of LIBRARY_TARGETS to build (all by default; a test that runs one device needs one)."""
+    unknown = [device for device in libraries if device not in LIBRARY_TARGETS]
+    if unknown or not libraries:
+        raise ValueError(f"unknown libraries {unknown} (known: {', '.join(LIBRARY_TARGETS)})" if unknown
+                         else "no library to build")
     checkpoint = Path(model) if gguf is None and is_hf_checkpoint(Path(model)) else None
     quantization = quantization or default_quantization(model)
     quant = get_quantization(quantization)
@@ -126,7 +132,7 @@ def compile_bundle(model: str, *, gguf: Path | None = None, quantization: str | 
     name = model_name(model)
     output = output or default_output(model, quantization)
     clock = StageClock(report)
-    targets = {device: make_target() for device, make_target in LIBRARY_TARGETS.items()}
+    targets = {device: LIBRARY_TARGETS[device]() for device in libraries}
     libraries = {device: f"{name}-{quantization}-{device}.wasm" for device in targets}
     with tempfile.TemporaryDirectory(prefix="tabllm-compile-") as tmp:
         work = Path(tmp)
@@ -147,7 +153,7 @@ def compile_bundle(model: str, *, gguf: Path | None = None, quantization: str | 
                 stop_ids += [i for i in generation_eos_ids(checkpoint) if i not in stop_ids]
         with clock.stage("quantize", f"weights -> {quantization}"):
             quantized = quant.quantize(get_architecture(config.model_type).params(config, weights))
-        with clock.stage("build", f"Relax model ({quantization}) -> WebGPU kernels, wasm32 SIMD (and relaxed SIMD) CPU code"):
+        with clock.stage("build", f"Relax model ({quantization}) -> {', '.join(targets)} model code"):
             exports = {device: export_model(config, options, quantization, quantized.formats, target)
                        for device, target in targets.items()}
             executables = {device: build(exported) for device, exported in exports.items()}
@@ -155,7 +161,7 @@ def compile_bundle(model: str, *, gguf: Path | None = None, quantization: str | 
             for device, executable in executables.items():
                 executable.export_library(str(work / libraries[device]),
                                           fcompile=wasm_fcompile(targets[device], LINK_FLAGS[opt_level]))
-        metadata = exports["webgpu"].metadata
+        metadata = next(iter(exports.values())).metadata  # the same model whichever the target
         for exported in exports.values():  # every library reads the same weight shards
             _check_params_match(quantized.arrays, exported.metadata["params"])
         with clock.stage("write", f"bundle -> {output}"):

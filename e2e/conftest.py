@@ -16,6 +16,7 @@ from compile.pipeline import compile_bundle
 from harness.browser import (launch_chromium_without_webgpu, launch_webgpu_chromium, open_engine_page,
                          print_page_problems)
 from harness.server import BackgroundServer, RequestLog
+from models.synthetic import write_synthetic_gguf
 from static_server import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -100,6 +101,18 @@ def smollm2_q0_bundle(tmp_path_factory) -> Bundle:
     directory = tmp_path_factory.mktemp("bundles-q0f32")
     return compile_bundle(SMOLLM2, quantization="q0f32", output=directory / f"{SMOLLM2}-q0f32", opt_level="fast",
                           report=lambda message: None).bundle
+
+
+@pytest.fixture(scope="session")
+def synthetic_half_billion(tmp_path_factory) -> tuple[Path, Bundle]:
+    """Qwen2.5-0.5B's shape with random weights (models/synthetic.py): its GGUF and the bundle compiled from that
+    GGUF's blocks, in a bundles directory of its own. Only the CPU library Chromium runs (relaxed SIMD) is built:
+    the other two would add about a minute."""
+    directory = tmp_path_factory.mktemp("synthetic-0.5b")
+    gguf = write_synthetic_gguf("0.5b", directory / "synthetic-0.5b.gguf")
+    bundle = compile_bundle(str(gguf), output=directory / "bundles" / "synthetic-0.5b-gguf", opt_level="fast",
+                            libraries=("wasm32-relaxed",), report=lambda message: None).bundle
+    return gguf, bundle
 
 
 @pytest.fixture(scope="session")
