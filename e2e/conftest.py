@@ -106,8 +106,8 @@ def smollm2_q0_bundle(tmp_path_factory) -> Bundle:
 @pytest.fixture(scope="session")
 def synthetic_half_billion(tmp_path_factory) -> tuple[Path, Bundle]:
     """Qwen2.5-0.5B's shape with random weights (models/synthetic.py): its GGUF and the bundle compiled from that
-    GGUF's blocks, in a bundles directory of its own. Only the CPU library Chromium runs (relaxed SIMD) is built:
-    the other two would add about a minute."""
+    GGUF's blocks, in a bundles directory of its own, with only the CPU library Chromium runs (relaxed SIMD): the
+    test needs no other, and each would add its build and link."""
     directory = tmp_path_factory.mktemp("synthetic-0.5b")
     gguf = write_synthetic_gguf("0.5b", directory / "synthetic-0.5b.gguf")
     bundle = compile_bundle(str(gguf), output=directory / "bundles" / "synthetic-0.5b-gguf", opt_level="fast",

@@ -21,6 +21,8 @@ def test_a_half_billion_parameter_model_answers_as_the_reference(webgpu_browser,
                                                                  synthetic_half_billion):
     gguf, bundle = synthetic_half_billion
     assert SIZES["0.5b"].parameters >= 0.49e9
+    assert [f["path"] for f in bundle.manifest["files"] if f["path"].endswith(".wasm")] == [
+        "synthetic-0.5b-gguf-wasm32-relaxed.wasm"]  # compile's --libraries: only the library named
     tokenizer = Tokenizer.from_file(str(bundle.path / "tokenizer.json"))
     tokenizer_config = json.loads((bundle.path / "tokenizer_config.json").read_text(encoding="utf-8"))
     prompt_ids = chat_prompt_ids(tokenizer, tokenizer_config, MESSAGES)

@@ -186,10 +186,12 @@ def main(argv=None) -> None:
     parser.add_argument("--out", type=Path, default=Path("synthetic"), help="directory (default %(default)s)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    for size in args.sizes.split(","):
+    sizes = args.sizes.split(",")
+    for size in sizes:  # all checked before any is written
         if size not in SIZES:
             parser.error(f"unknown size {size!r} (known: {', '.join(SIZES)})")
-        args.out.mkdir(parents=True, exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for size in sizes:
         path = write_synthetic_gguf(size, args.out / f"synthetic-{size}.gguf", args.seed)
         print(f"{path}: {SIZES[size].name} shape, {SIZES[size].parameters / 1e9:.2f}B parameters, "
               f"{path.stat().st_size / 1e6:.0f} MB")

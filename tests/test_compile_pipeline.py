@@ -95,7 +95,7 @@ def run_cli(*args):
 def test_cli_help_explains_the_options():
     result = run_cli("--help")
     assert result.returncode == 0
-    for option in ("--quantization", "--output", "--context-window", "--opt-level", "--gguf", "q0f32"):
+    for option in ("--quantization", "--output", "--context-window", "--opt-level", "--gguf", "--libraries", "q0f32"):
         assert option in result.stdout
 
 
@@ -104,6 +104,13 @@ def test_cli_unknown_model_is_one_clear_line(tmp_path):
     assert result.returncode == 1 and "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "no-such-model" in errors[0] and MODEL in errors[0]
+    assert not (tmp_path / "b").exists()
+
+
+def test_cli_rejects_an_unknown_library(tmp_path):
+    result = run_cli(MODEL, "--libraries", "wasm32,metal", "--output", str(tmp_path / "b"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "unknown libraries ['metal']" in result.stderr and "wasm32-relaxed" in result.stderr
     assert not (tmp_path / "b").exists()
 
 
