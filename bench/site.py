@@ -10,7 +10,8 @@ from playwright.sync_api import Page, sync_playwright
 from bench.results import PeakMemory, Result, chromium_pids
 from compile.bundle import Bundle, load_bundle
 from compile.pipeline import LIBRARY_TARGETS, compile_bundle, compiler_digest, model_name
-from harness.browser import create_page_engine, launch_webgpu_chromium, open_engine_page
+from harness.browser import (create_page_engine, launch_webgpu_chromium, open_engine_page,
+                             webgpu_chromium_profile)
 from harness.server import BackgroundServer
 from static_server import create_app
 from static_server.app import DEFAULT_ASSETS_DIR as WEB_DIST
@@ -65,9 +66,8 @@ def bench_browser(bundles_dir: Path, bundle: Bundle, conversations: list[list[di
     }"""
     bundle_url = f"/bundles/{bundle.bundle_id}/"
     with BackgroundServer(create_app(bundles_dir, web_dist)) as server, sync_playwright() as playwright, \
-            PeakMemory(memory_pids) as memory:
-        browser = launch_webgpu_chromium(playwright.chromium)
-        page = open_engine_page(browser.new_context(), server.url)  # a fresh profile: an empty Cache API
+            PeakMemory(memory_pids) as memory, webgpu_chromium_profile(playwright.chromium) as context:
+        page = open_engine_page(context, server.url)  # a fresh profile: an empty Cache API
         cold = page.evaluate(load, [bundle_url, device, threads])
         page.reload()  # a new engine: everything comes from the Cache API
         create_page_engine(page)
@@ -76,7 +76,6 @@ def bench_browser(bundles_dir: Path, bundle: Bundle, conversations: list[list[di
         completions = [page.evaluate("(r) => window.engine.chat.completions.create(r)", {
             "messages": messages, "temperature": 0, "max_tokens": decode_tokens + 1}) for messages in conversations]
         adapter = page.evaluate("async () => (await navigator.gpu.requestAdapter()).info.architecture")
-        browser.close()
     median = lambda key: statistics.median(c["usage"]["extra"][key] for c in completions)
     library = warm["library"]  # the bundle's other libraries are never fetched
     simd = "relaxed SIMD" if library == "wasm32-relaxed" else "SIMD"

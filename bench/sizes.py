@@ -4,16 +4,16 @@
 The size sweep: for each size of models/synthetic.py (Qwen2.5-0.5B, Llama-3.2-1B, Qwen2.5-1.5B and Llama-3.2-3B
 shapes, random weights), ONE GGUF is written and tabllm's bundle compiled from it with its blocks kept, so that
 tabllm's CPU library (relaxed SIMD) and llama.cpp (wllama) run the very same weights, in the same headless
-Chromium, at 1 and 2 threads. Per engine and size: load cold (fresh profile) and warm (page reload, from the
-browser's cache), the peak PSS of the renderer process (the page and its workers: the weights, KV cache and
-library) over the whole row (cold load, reload, warm load, generation), time to first token for a chat prompt of 512
-tokens (--prompt-tokens), decode tokens/s, and the achieved
-read rate (the engine's weight bytes x decode tokens/s: every weight is read once per token, the tied embedding
-as the output layer) beside this machine's read bandwidth measured in the same run (a numpy sum over 512 MB,
-one thread). WebGPU is skipped: this machine has no GPU, and Chromium's only adapter, SwiftShader, emulates one
-on the CPU. Prints a table and the issue's goals as met or not, writes JSON and a PNG of decode tokens/s and
-peak memory against the parameter count. The load average is recorded: the machine may be shared, so compare
-engines only within one run.
+Chromium, at 1 and 2 threads. Per engine and size: load cold (a fresh profile on disk) and warm (page reload,
+from the browser's cache), the peak PSS of the renderer process (the page and its workers: the weights, KV
+cache and library) over the whole row (cold load, reload, warm load, generation), time to first token for a
+chat prompt of 512 tokens (--prompt-tokens), decode tokens/s, and the achieved read rate (the engine's weight
+bytes x decode tokens/s: every weight is read once per token, the tied embedding as the output layer) beside
+this machine's read bandwidth measured in the same run (a numpy sum over 512 MB, one thread). WebGPU is
+skipped: this machine has no GPU, and Chromium's only adapter, SwiftShader, emulates one on the CPU. Prints a
+table and the issue's goals as met or not, writes JSON and a PNG of decode tokens/s and peak memory against
+the parameter count. The load average is recorded: the machine may be shared, so compare engines only within
+one run.
 """
 import argparse
 import datetime
@@ -171,6 +171,7 @@ def main() -> None:
     bandwidth = read_bandwidth()
     skip = set(args.skip.split(","))
     rows = [row for size in sizes for row in size_rows(size, args.dir, args.prompt_tokens, args.decode_tokens, skip)]
+    rows.sort(key=lambda row: row["parameters"])  # whichever order the sizes ran in (largest first fails early)
     load_after = os.getloadavg()
 
     machine = (f"{cpu_model()}, {os.cpu_count()} cores, {started:%Y-%m-%d}, load average "

@@ -19,7 +19,7 @@ from starlette.staticfiles import StaticFiles
 from tokenizers import Tokenizer
 
 from bench.results import PeakMemory, Result, chromium_pids
-from harness.browser import STEP_TIMEOUT_MS, launch_webgpu_chromium, print_page_problems
+from harness.browser import STEP_TIMEOUT_MS, print_page_problems, webgpu_chromium_profile
 from harness.server import BackgroundServer
 from static_server.headers import SECURITY_HEADERS
 
@@ -97,14 +97,12 @@ def bench_wllama(gguf: Path, tokenizer: Tokenizer, prompts: list[list[int]], dec
     context_tokens = max(map(len, prompts)) + decode_tokens + 1
     texts = [prompt_text(tokenizer, ids) for ids in prompts]
     with BackgroundServer(create_wllama_app(gguf)) as server, sync_playwright() as playwright, \
-            PeakMemory(memory_pids) as memory:
-        browser = launch_webgpu_chromium(playwright.chromium)
-        page = open_wllama_page(browser.new_context(), server.url)
+            PeakMemory(memory_pids) as memory, webgpu_chromium_profile(playwright.chromium) as context:
+        page = open_wllama_page(context, server.url)
         cold = load_wllama(page, threads, context_tokens)
         page.reload()
         warm = load_wllama(page, threads, context_tokens)
         runs = [wllama_generate(page, ids, text, decode_tokens + 1) for ids, text in zip(prompts, texts)]
-        browser.close()
     ttft = [run["firstTokenS"] for run in runs]
     decode_rates = [(len(run["ids"]) - 1) / (run["lastTokenS"] - run["firstTokenS"]) for run in runs]
     engine = f"wllama (llama.cpp wasm), {threads} thread{'s' if threads > 1 else ''}"
