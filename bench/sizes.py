@@ -29,7 +29,7 @@ from rich.console import Console
 from rich.table import Table
 from tokenizers import Tokenizer
 
-from bench.context import prompt_of_size
+from bench.context import prompt_of_size, save_figure
 from bench.load_memory import renderer_pids
 from bench.results import cpu_model
 from bench.site import bench_browser, ensure_bundle
@@ -139,12 +139,7 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
                     label=f"{engine} weights")
     decode.set(xlabel="parameters (billions)", ylabel="decode tokens/s", title="Decode", ylim=(0, None))
     memory.set(xlabel="parameters (billions)", ylabel="peak renderer PSS (GB)", title="Peak memory", ylim=(0, None))
-    for axes in (decode, memory):
-        axes.grid(alpha=0.3)
-        axes.legend(fontsize=8)
-    figure.suptitle(title, fontsize=10)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    save_figure(figure, (decode, memory), title, path)
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ from gguf import GGMLQuantizationType, GGUFWriter
 from models.fetch import fetch_gguf
 from models.gguf_blocks import BLOCK_TYPES
 from models.gguf_file import gguf_value, open_gguf
+from models.llama import LlamaConfig
 from models.registry import get_model
 
 TOKENIZER_MODEL = "smollm2-135m-instruct"
@@ -58,6 +59,12 @@ class Shape:
                 "ffn_gate.weight": (self.ffn, self.hidden), "ffn_up.weight": (self.ffn, self.hidden),
                 "ffn_down.weight": (self.hidden, self.ffn)}.items()}
         return shapes
+
+    def config(self) -> LlamaConfig:
+        return LlamaConfig(hidden_size=self.hidden, intermediate_size=self.ffn, num_hidden_layers=self.layers,
+                           num_attention_heads=self.heads, num_key_value_heads=self.kv_heads, head_dim=self.head_dim,
+                           rope_theta=self.rope_theta, rms_norm_eps=self.rms_norm_eps, vocab_size=self.vocab,
+                           tie_word_embeddings=True, context_length=CONTEXT_LENGTH)
 
     @property
     def parameters(self) -> int:
@@ -131,6 +138,18 @@ def write_tokenizer(writer: GGUFWriter, tokenizer_gguf: Path, vocab: int) -> Non
     writer.add_chat_template(value("chat_template"))
 
 
+def add_decoder_metadata(writer: GGUFWriter, config: LlamaConfig) -> None:
+    """The <arch>.* keys llama.cpp writes for every Llama-style decoder."""
+    writer.add_context_length(config.context_length)
+    writer.add_embedding_length(config.hidden_size)
+    writer.add_feed_forward_length(config.intermediate_size)
+    writer.add_block_count(config.num_hidden_layers)
+    writer.add_head_count(config.num_attention_heads)
+    writer.add_head_count_kv(config.num_key_value_heads)
+    writer.add_rope_freq_base(config.rope_theta)
+    writer.add_layer_norm_rms_eps(config.rms_norm_eps)
+
+
 def write_synthetic_gguf(size: str, path: Path, seed: int = 0, tokenizer_gguf: Path | None = None) -> Path:
     """SIZES[size] with random weights as a GGUF at `path`, streamed tensor by tensor (written to a temporary
     name, then renamed: a killed run leaves no half file under `path`)."""
@@ -139,15 +158,8 @@ def write_synthetic_gguf(size: str, path: Path, seed: int = 0, tokenizer_gguf: P
     partial = path.with_suffix(".partial")
     writer = GGUFWriter(partial, "llama")
     writer.add_name(f"synthetic {shape.name} (random weights, seed {seed})")
-    writer.add_context_length(CONTEXT_LENGTH)
-    writer.add_embedding_length(shape.hidden)
-    writer.add_feed_forward_length(shape.ffn)
-    writer.add_block_count(shape.layers)
-    writer.add_head_count(shape.heads)
-    writer.add_head_count_kv(shape.kv_heads)
+    add_decoder_metadata(writer, shape.config())
     writer.add_rope_dimension_count(shape.head_dim)
-    writer.add_rope_freq_base(shape.rope_theta)
-    writer.add_layer_norm_rms_eps(shape.rms_norm_eps)
     writer.add_vocab_size(shape.vocab)
     writer.add_file_type(3)  # MOSTLY_Q4_1, as SmolLM2's
     write_tokenizer(writer, tokenizer_gguf or fetch_gguf(get_model(TOKENIZER_MODEL)), shape.vocab)
