@@ -30,11 +30,16 @@ export class InvalidRequestError extends EngineError {
 
 /** The prompt (plus max_tokens) does not fit the model's context window. */
 export class ContextLengthExceededError extends EngineError {
-  /** @param {string} message */
-  constructor(message) {
-    super(message, { type: "invalid_request_error", code: "context_length_exceeded", param: "messages" });
+  /** @param {string} message @param {"messages" | "prompt"} [param] */
+  constructor(message, param = "messages") {
+    super(message, { type: "invalid_request_error", code: "context_length_exceeded", param });
   }
 }
+
+/** Why chat.completions.create() refuses a model without a chat template (an InvalidRequestError's message).
+ * @param {string} model */
+export const noChatTemplate = (model) => `${model} has no chat template (it is a base model, not a chat model): `
+  + "continue a text with engine.completions.create({prompt}) instead";
 
 /** chat.completions.create() before load() finished, or after unload(). */
 export class ModelNotLoadedError extends EngineError {
