@@ -146,6 +146,12 @@ def _sentencepiece_bpe(tokens: list[str], types: list[int]) -> dict:
     }
 
 
+def token_postproc_method(tokenizer_json: Mapping) -> str:
+    """How tokenizer.json's token strings map to bytes, in mlc-chat-config's terms (tokenizer_info): SentencePiece's
+    "▁" and <0xNN> where the model falls back to bytes, GPT-2's byte-level characters otherwise."""
+    return "byte_fallback" if tokenizer_json["model"].get("byte_fallback") else "byte_level"
+
+
 def write_tokenizer_files(gguf_path: Path, out_dir: Path) -> None:
     """Write out_dir/tokenizer.json and out_dir/tokenizer_config.json."""
     tokenizer_json, config = build_tokenizer_files(gguf_path)
