@@ -39,16 +39,17 @@ def build_tokenizer_files(gguf_path: Path) -> tuple[dict, dict]:
     model, pre = value("ggml.model"), value("ggml.pre", "default")
     if value("ggml.add_eos_token", False):
         raise UnsupportedModelError(f"{gguf_path.name}: tokenizers that add an EOS token are not supported yet")
-    tokens, types = value("ggml.tokens"), value("ggml.token_type")
-    if model == "gpt2" and pre in PRE_TOKENIZERS:
-        tokenizer_json = _byte_level_bpe(tokens, types, value("ggml.merges"), PRE_TOKENIZERS[pre])
-    elif model == "llama" and not value("ggml.add_space_prefix", True):
-        tokenizer_json = _sentencepiece_bpe(tokens, types)
-    else:
+    byte_level = model == "gpt2" and pre in PRE_TOKENIZERS
+    if not byte_level and not (model == "llama" and not value("ggml.add_space_prefix", True)):
         raise UnsupportedModelError(
             f"{gguf_path.name}: tokenizer {model!r} with pre-tokenizer {pre!r} is not supported (supported: 'gpt2' "
             f"with {', '.join(map(repr, PRE_TOKENIZERS))}; 'llama' (SentencePiece) without add_space_prefix)"
         )
+    tokens, types = value("ggml.tokens"), value("ggml.token_type")
+    if byte_level:
+        tokenizer_json = _byte_level_bpe(tokens, types, value("ggml.merges"), PRE_TOKENIZERS[pre])
+    else:
+        tokenizer_json = _sentencepiece_bpe(tokens, types)
     if len(tokenizer_json["model"]["vocab"]) != len(tokens):
         raise ModelError(f"{gguf_path.name}: the tokenizer's vocabulary has duplicate tokens")
     special_ids = {name: value(f"ggml.{key}", None) for name, key in SPECIAL_TOKENS.items()}
