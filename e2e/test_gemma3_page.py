@@ -38,8 +38,8 @@ def gemma3_page(no_webgpu_browser, gemma3_site, gemma3_bundle):
 
 def test_its_prompt_tokens_are_transformers(gemma3_page):
     texts = [case["text"] for case in TOKENIZED["cases"]]
-    got = gemma3_page.evaluate("async (texts) => { const ids = []; "
-                               "for (const t of texts) ids.push(await window.engine.promptIds(t)); return ids; }", texts)
+    got = gemma3_page.evaluate("async (texts) => { const ids = []; for (const t of texts) "
+                               "ids.push(await window.engine.promptIds(t)); return ids; }", texts)
     assert got == [case["ids"] for case in TOKENIZED["cases"]]  # <bos> first, byte fallback, control tokens
 
 

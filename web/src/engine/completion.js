@@ -15,7 +15,8 @@ export function completionMeta(model, kind = "chatcmpl") {
  * @param {import("./generation.js").FinishReason | null} [finishReason]
  */
 export function textChunk(meta, index, text, finishReason = null) {
-  return { ...meta, object: "text_completion", choices: [{ index, text, logprobs: null, finish_reason: finishReason }] };
+  const choice = { index, text, logprobs: null, finish_reason: finishReason };
+  return { ...meta, object: "text_completion", choices: [choice] };
 }
 
 /**

@@ -36,10 +36,11 @@ export class ContextLengthExceededError extends EngineError {
   }
 }
 
-/** Why chat.completions.create() refuses a model without a chat template (an InvalidRequestError's message).
+/** What chat.completions.create() (and promptIds(messages)) throws for a model without a chat template.
  * @param {string} model */
-export const noChatTemplate = (model) => `${model} has no chat template (it is a base model, not a chat model): `
-  + "continue a text with engine.completions.create({prompt}) instead";
+export const notAChatModel = (model) => new InvalidRequestError(`${model} has no chat template (it is a base `
+  + "model, not a chat model): continue a text with engine.completions.create({prompt}) instead", "messages",
+  "model_not_chat");
 
 /** chat.completions.create() before load() finished, or after unload(). */
 export class ModelNotLoadedError extends EngineError {

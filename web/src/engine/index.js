@@ -10,7 +10,7 @@
 import { deleteCachedBundle, listCachedBundles } from "./bundle-cache.js";
 import { collectCompletion, collectTextCompletion } from "./completion.js";
 import {
-  AbortError, EngineCrashedError, InvalidRequestError, ModelNotLoadedError, fromWire, noChatTemplate, toWire,
+  AbortError, EngineCrashedError, InvalidRequestError, ModelNotLoadedError, fromWire, notAChatModel, toWire,
 } from "./errors.js";
 import { Op, Reply, isFinal } from "./protocol.js";
 import { validateChatRequest, validateCompletionRequest, validateMessages } from "./request.js";
@@ -202,7 +202,7 @@ export class Engine {
   async createCompletion(request) {
     this.checkLoaded();
     const normalized = validateChatRequest(request, this.bundle);
-    if (!this.bundle.chatTemplate) throw new InvalidRequestError(noChatTemplate(this.bundle.model), "messages", "model_not_chat");
+    if (!this.bundle.chatTemplate) throw notAChatModel(this.bundle.model);
     return this.generate(normalized, request.signal, collectCompletion);
   }
 

@@ -20,7 +20,8 @@ const MAX_TOP_LOGPROBS = 20; // as OpenAI
  *   calls; toolCallId: the call a tool message answers
  * @typedef {{
  *   messages: ChatMessage[] | null, prompt?: string, maxTokens: number | null, temperature: number,
- *   topP: number, seed: number | null, stop: string[], frequencyPenalty: number, presencePenalty: number, logitBias: Array<[number, number]>,
+ *   topP: number, seed: number | null, stop: string[], frequencyPenalty: number, presencePenalty: number,
+ *   logitBias: Array<[number, number]>,
  *   n: number, topLogprobs: number | null, responseFormat: ResponseFormat | null,
  *   tools: import("./tools.js").Tools | null, stream: boolean,
  *   includeUsage: boolean,

@@ -6,8 +6,7 @@ import { Tokenizer } from "./tokenizer.js";
 import { BundleStore } from "./bundle-store.js";
 import { choiceChunk, completionMeta, textChunk, toolCallChunks, usageChunk, usageOf } from "./completion.js";
 import {
-  ContextLengthExceededError, EngineError, InvalidRequestError, ModelNotLoadedError, WebGPUUnavailableError,
-  noChatTemplate, toWire,
+  ContextLengthExceededError, EngineError, ModelNotLoadedError, WebGPUUnavailableError, notAChatModel, toWire,
 } from "./errors.js";
 import { generate } from "./generation.js";
 import { GrammarCompiler } from "./grammar.js";
@@ -23,8 +22,9 @@ import { TVMModel, checkWebGPULimits, requestWebGPU } from "./tvm-model.js";
 
 
 /** @type {null | {model: TVMModel, tokenizer: Tokenizer, plainTokenizer: Tokenizer, prompts: PromptEncoder | null,
- *                 bosTokenId: number | null, info: any, stopTokenIds: Set<number>, stopStrings: string[], tokenTable: TokenTable,
- *                 grammars: Promise<GrammarCompiler> | null}} */
+ *                 bosTokenId: number | null, info: any, stopTokenIds: Set<number>, stopStrings: string[],
+ *                 tokenTable: TokenTable, grammars: Promise<GrammarCompiler> | null}}
+ * prompts: null for a model without a chat template */
 let loaded = null;
 let queue = Promise.resolve();
 const pendingChats = new Set(); // ids of chats queued or running
@@ -219,10 +219,10 @@ async function chat({ id, request }) {
   const promptIds = legacy ? completionPromptIds(request.prompt) : promptIdsOf(request.messages, request.tools);
   const room = model.contextWindowSize - promptIds.length;
   if (room < 1 || (request.maxTokens !== null && request.maxTokens > room)) {
-    const what = legacy ? "prompt" : "messages";
+    const [what, take] = legacy ? ["prompt", "takes"] : ["messages", "take"];
+    const asked = request.maxTokens === null ? "" : ` and max_tokens asks for ${request.maxTokens} more`;
     throw new ContextLengthExceededError(`This model's context window is ${model.contextWindowSize} tokens; the `
-      + `${what} take${legacy ? "s" : ""} ${promptIds.length}${request.maxTokens === null ? "" : ` and max_tokens asks for ${request.maxTokens} more`}. `
-      + `Shorten the ${what} or lower max_tokens.`, what);
+      + `${what} ${take} ${promptIds.length}${asked}. Shorten the ${what} or lower max_tokens.`, what);
   }
   // compiled before "started", so that a schema it cannot compile rejects create() itself
   const grammarStart = performance.now();
@@ -308,7 +308,7 @@ function grammarCompiler() {
  * text as plain text: see PromptEncoder). */
 function promptIdsOf(messages, tools = null) {
   if (!loaded) throw new ModelNotLoadedError();
-  if (!loaded.prompts) throw new InvalidRequestError(noChatTemplate(loaded.info.model), "messages", "model_not_chat");
+  if (!loaded.prompts) throw notAChatModel(loaded.info.model);
   const input = templateInput(messages, tools, loaded.prompts.template.takesTools);
   return loaded.prompts.encode(input.messages, input.tools);
 }
