@@ -18,7 +18,7 @@ from models.errors import ModelError, UnsupportedModelError
 from models.gguf_file import gguf_value, open_gguf
 
 # tokenizer.ggml.token_type values (llama.cpp's llama_token_type)
-NORMAL, CONTROL, USER_DEFINED, BYTE = 1, 3, 4, 6
+NORMAL, CONTROL, USER_DEFINED = 1, 3, 4
 SPACE = "\u2581"  # SentencePiece's "▁": a space, in its pieces
 
 BYTE_LEVEL = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}
@@ -46,15 +46,14 @@ def build_tokenizer_files(gguf_path: Path) -> tuple[dict, dict]:
             f"with {', '.join(map(repr, PRE_TOKENIZERS))}; 'llama' (SentencePiece) without add_space_prefix)"
         )
     tokens, types = value("ggml.tokens"), value("ggml.token_type")
+    special_ids = {name: value(f"ggml.{key}", None) for name, key in SPECIAL_TOKENS.items()}
+    unk = None if special_ids["unk"] is None else tokens[special_ids["unk"]]
     if byte_level:
-        tokenizer_json = _byte_level_bpe(tokens, types, value("ggml.merges"), PRE_TOKENIZERS[pre])
+        tokenizer_json = _byte_level_bpe(tokens, types, unk, value("ggml.merges"), PRE_TOKENIZERS[pre])
     else:
-        tokenizer_json = _sentencepiece_bpe(tokens, types)
+        tokenizer_json = _sentencepiece_bpe(tokens, types, unk)
     if len(tokenizer_json["model"]["vocab"]) != len(tokens):
         raise ModelError(f"{gguf_path.name}: the tokenizer's vocabulary has duplicate tokens")
-    special_ids = {name: value(f"ggml.{key}", None) for name, key in SPECIAL_TOKENS.items()}
-    if special_ids["unk"] is not None:
-        tokenizer_json["model"]["unk_token"] = tokens[special_ids["unk"]]
     arch = gguf_value(reader, "general.architecture")
     config = {
         "tokenizer_class": "PreTrainedTokenizerFast",
@@ -80,7 +79,8 @@ def _added_tokens(tokens: list[str], types: list[int]) -> list[dict]:
     ]
 
 
-def _byte_level_bpe(tokens: list[str], types: list[int], merges: list[str], pre_tokenizer: dict) -> dict:
+def _byte_level_bpe(tokens: list[str], types: list[int], unk: str | None, merges: list[str],
+                    pre_tokenizer: dict) -> dict:
     return {
         "version": "1.0",
         "truncation": None,
@@ -93,7 +93,7 @@ def _byte_level_bpe(tokens: list[str], types: list[int], merges: list[str], pre_
         "model": {
             "type": "BPE",
             "dropout": None,
-            "unk_token": None,  # as in SmolLM2's own tokenizer.json; byte-level BPE never produces it
+            "unk_token": unk,  # as in SmolLM2's own tokenizer.json; byte-level BPE never produces it
             "continuing_subword_prefix": None,
             "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False, "ignore_merges": False,
             "vocab": {token: i for i, token in enumerate(tokens)},
@@ -102,7 +102,7 @@ def _byte_level_bpe(tokens: list[str], types: list[int], merges: list[str], pre_
     }
 
 
-def _sentencepiece_bpe(tokens: list[str], types: list[int]) -> dict:
+def _sentencepiece_bpe(tokens: list[str], types: list[int], unk: str | None) -> dict:
     """SentencePiece's BPE as a `tokenizers` BPE: spaces become "▁" before merging; a merge exists for every split
     of a piece into two pieces, ranked by the merged piece's id (SentencePiece merges the best-scored pair first,
     and lists its pieces best first: Gemma 3's normal pieces score minus their id), the splits of one piece
@@ -138,7 +138,7 @@ def _sentencepiece_bpe(tokens: list[str], types: list[int]) -> dict:
         "model": {
             "type": "BPE",
             "dropout": None,
-            "unk_token": None,
+            "unk_token": unk,
             "continuing_subword_prefix": None,
             "end_of_word_suffix": None, "fuse_unk": True, "byte_fallback": True, "ignore_merges": False,
             "vocab": ids,
