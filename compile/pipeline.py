@@ -133,7 +133,7 @@ def compile_bundle(model: str, *, gguf: Path | None = None, quantization: str | 
     output = output or default_output(model, quantization)
     clock = StageClock(report)
     targets = {device: LIBRARY_TARGETS[device]() for device in libraries}
-    libraries = {device: f"{name}-{quantization}-{device}.wasm" for device in targets}
+    library_files = {device: f"{name}-{quantization}-{device}.wasm" for device in targets}
     with tempfile.TemporaryDirectory(prefix="tabllm-compile-") as tmp:
         work = Path(tmp)
         with clock.stage("fetch", f"{model}"):
@@ -155,13 +155,13 @@ def compile_bundle(model: str, *, gguf: Path | None = None, quantization: str | 
             stop_ids += [i for i in more_stop_ids if i not in stop_ids]
         with clock.stage("quantize", f"weights -> {quantization}"):
             quantized = quant.quantize(get_architecture(config.model_type).params(config, weights))
-        with clock.stage("build", f"Relax model ({quantization}) -> WebGPU kernels, wasm32 SIMD (and relaxed SIMD) CPU code"):
+        with clock.stage("build", f"Relax model ({quantization}) -> the {', '.join(targets)} libraries' code"):
             exports = {device: export_model(config, options, quantization, quantized.formats, target)
                        for device, target in targets.items()}
             executables = {device: build(exported) for device, exported in exports.items()}
-        with clock.stage("link", f"emcc {LINK_FLAGS[opt_level]} -> {', '.join(libraries.values())}"):
+        with clock.stage("link", f"emcc {LINK_FLAGS[opt_level]} -> {', '.join(library_files.values())}"):
             for device, executable in executables.items():
-                executable.export_library(str(work / libraries[device]),
+                executable.export_library(str(work / library_files[device]),
                                           fcompile=wasm_fcompile(targets[device], LINK_FLAGS[opt_level]))
         metadata = next(iter(exports.values())).metadata
         for exported in exports.values():  # every library reads the same weight shards
@@ -170,7 +170,7 @@ def compile_bundle(model: str, *, gguf: Path | None = None, quantization: str | 
             bundle = write_bundle(
                 output, model=name, quantization=quantization, params=quantized.arrays,
                 chat_config=chat_config(config, metadata, tokenizer_config, TOKENIZER_FILES, stop_ids, postproc),
-                files={f: work / f for f in [*TOKENIZER_FILES, *libraries.values()]},
+                files={f: work / f for f in [*TOKENIZER_FILES, *library_files.values()]},
                 build=_build_info(targets, metadata, options, opt_level),
                 on_progress=_write_progress(report),
             )
