@@ -1,6 +1,7 @@
 """Gemma 3 270M's SentencePiece tokenizer, converted from its GGUF into tokenizer.json, tokenizes and detokenizes
 as transformers' own conversion of the same file does (tests/fixtures/record_gemma3_tokenizer.py recorded it):
-spaces, newlines, tabs, digits, unicode, characters outside the vocabulary (byte fallback) and control tokens."""
+spaces, newlines, tabs, digits, unicode, characters outside the vocabulary (byte fallback) and control tokens; and
+a Gemma-style turn template renders and tokenizes as transformers' apply_chat_template."""
 import json
 from pathlib import Path
 
@@ -9,7 +10,7 @@ from tokenizers import Tokenizer
 
 from models.fetch import fetch_gguf
 from models.registry import get_model
-from models.tokenizer import build_tokenizer_files, token_postproc_method
+from models.tokenizer import build_tokenizer_files, chat_prompt_ids, render_chat_template, token_postproc_method
 
 RECORDED = json.loads((Path(__file__).parent / "fixtures" / "gemma3_270m_tokenizer.json").read_text(encoding="utf-8"))
 BYTE_TOKENS = range(238, 238 + 256)  # <0x00> .. <0xFF>
@@ -46,3 +47,10 @@ def test_config_says_bos_first_and_has_no_chat_template(gemma3_tokenizer_files):
     assert (config["eos_token"], config["eos_token_id"], config["chat_template"]) == ("<eos>", 1, None)
     assert token_postproc_method(tokenizer_json) == "byte_fallback"
     assert tokenizer_json["post_processor"] is None  # encode adds nothing: a chat template writes <bos> itself
+
+
+@pytest.mark.parametrize("chat", RECORDED["chats"], ids=["one turn", "system and three turns"])
+def test_a_turn_template_renders_and_tokenizes_as_apply_chat_template(gemma3_tokenizer, gemma3_tokenizer_files, chat):
+    config = dict(gemma3_tokenizer_files[1], chat_template=RECORDED["chat_template"])
+    assert render_chat_template(config, chat["messages"], add_generation_prompt=True) == chat["prompt"]
+    assert chat_prompt_ids(gemma3_tokenizer, config, chat["messages"]) == chat["ids"]
