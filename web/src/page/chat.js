@@ -156,12 +156,10 @@ function markdownRenderer(body) {
 
 /** The streamed request for the conversation so far, or (a base model) for `text` alone. */
 function generationRequest(text, signal) {
-  const messages = [];
   const systemPrompt = ui.systemPrompt.value.trim();
-  if (systemPrompt) messages.push({ role: "system", content: systemPrompt });
-  messages.push(...state.history);
+  const messages = () => [...(systemPrompt ? [{ role: "system", content: systemPrompt }] : []), ...state.history];
   const request = {
-    ...(state.chat ? { messages } : { prompt: text }),
+    ...(state.chat ? { messages: messages() } : { prompt: text }),
     stream: true,
     stream_options: { include_usage: true },
     max_tokens: Math.max(1, Math.round(Number(ui.maxTokens.value) || 256)),
