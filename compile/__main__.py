@@ -38,7 +38,8 @@ def parse_args(argv):
     parser.add_argument("--context-window", type=int, default=CompileOptions.context_window_size, metavar="N",
                         help="longest conversation in tokens (default %(default)s)")
     parser.add_argument("--prefill-chunk", type=int, default=CompileOptions.prefill_chunk_size, metavar="N",
-                        help="most tokens prefilled in one call (default %(default)s)")
+                        help="most tokens prefilled in one call (default %(default)s; at most the model's sliding "
+                             "window, if it has one)")
     parser.add_argument("--opt-level", choices=list(LINK_FLAGS), default="release",
                         help="release: emcc -O3, smaller library, slower link; fast: emcc -O1 (tests)")
     parser.add_argument("--libraries", default=",".join(LIBRARY_TARGETS), metavar="LIST",

@@ -7,11 +7,11 @@ import tempfile
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
-from compile.build import build, export_model
+from compile.build import build, export_model, sliding_window
 from compile.bundle import Bundle, write_bundle
 from compile.chat_config import chat_config
 from compile.options import CompileOptions
@@ -153,6 +153,11 @@ def compile_bundle(model: str, *, gguf: Path | None = None, quantization: str | 
             # the checkpoint's own generation stop tokens too, or the GGUF's end-of-turn ones
             more_stop_ids = generation_eos_ids(checkpoint) if checkpoint else gguf_turn_end_ids(gguf)
             stop_ids += [i for i in more_stop_ids if i not in stop_ids]
+        window = sliding_window(config)
+        if window and options.prefill_chunk_size > window:
+            report(f"prefill chunk: {options.prefill_chunk_size} -> {window} tokens, the model's sliding window (TVM's "
+                   f"attention among a chunk's own tokens has no window)")
+            options = replace(options, prefill_chunk_size=window)
         with clock.stage("quantize", f"weights -> {quantization}"):
             quantized = quant.quantize(get_architecture(config.model_type).params(config, weights))
         with clock.stage("build", f"Relax model ({quantization}) -> the {', '.join(targets)} libraries' code"):
