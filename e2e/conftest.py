@@ -98,10 +98,11 @@ def site(serve_site, bundles_dir):
 
 @pytest.fixture(scope="session")
 def smollm2_q0_bundle(tmp_path_factory) -> Bundle:
-    """SmolLM2 in float32 (q0f32, ~540 MB of shards) in a bundles directory of its own, built only when asked."""
+    """SmolLM2 in float32 (q0f32, ~540 MB of shards) in a bundles directory of its own, built only when asked; its
+    tests run the WebGPU and the SIMD128 libraries (the engine's choice when a bundle has no relaxed-SIMD one)."""
     directory = tmp_path_factory.mktemp("bundles-q0f32")
     return compile_bundle(SMOLLM2, quantization="q0f32", output=directory / f"{SMOLLM2}-q0f32", opt_level="fast",
-                          report=lambda message: None).bundle
+                          libraries=("webgpu", "wasm32"), report=lambda message: None).bundle
 
 
 @pytest.fixture(scope="session")
