@@ -27,12 +27,14 @@ export { engineFetch } from "./openai-fetch.js";
  * @typedef {{bundleId: string, model: string, quantization: string, device: "webgpu" | "wasm",
  *            library: "webgpu" | "wasm32" | "wasm32-relaxed",
  *            adapter: {vendor: string, architecture: string} | null, threads: number | null,
- *            threadsLimitedBy: string | null, contextWindowSize: number, chatTemplate: boolean, vocabSize: number,
+ *            threadsLimitedBy: string | null, cpuBecause: string | null, contextWindowSize: number,
+ *            chatTemplate: boolean, vocabSize: number,
  *            temperature: number, topP: number, loadTimeS: number}} BundleInfo
  * `library`: which of the bundle's model libraries runs (on the CPU, relaxed SIMD where the browser has it);
  * `threads`: how many threads run the CPU library (null on WebGPU); `threadsLimitedBy`: why only one, when
- * more were wanted (a page that is not cross-origin isolated); `chatTemplate`: whether the model chats (false for a
- * base model, which serves completions.create only).
+ * more were wanted (a page that is not cross-origin isolated); `cpuBecause`: why device "auto" runs on the CPU
+ * although a hardware GPU is there (its WebGPU limits are too small for the model); `chatTemplate`: whether the
+ * model chats (false for a base model, which serves completions.create only).
  */
 
 const DEVICES = ["auto", "webgpu", "wasm"];

@@ -76,25 +76,36 @@ function enqueue(id, task) {
 
 /**
  * Which device runs the model: "webgpu" or "wasm" when asked for; with "auto", WebGPU on a hardware adapter
- * and the CPU otherwise (no WebGPU, or only a software adapter such as SwiftShader: there the same CPU runs
- * the WebAssembly SIMD library several times faster). Returns the GPU too when it is WebGPU.
+ * whose limits hold the bundle's largest weight, and the CPU otherwise (no WebGPU; only a software adapter such as
+ * SwiftShader, where the same CPU runs the WebAssembly SIMD library several times faster; or a GPU too small for the
+ * model, `cpuBecause` says so). Returns the GPU too when it is WebGPU. Asked for WebGPU, limits too small fail here,
+ * before the weights are fetched.
  * @param {"auto" | "webgpu" | "wasm"} requested @param {import("./manifest.js").Manifest} manifest
+ * @param {object} tensorCache the bundle's tensor-cache.json
  */
-async function chooseDevice(requested, manifest) {
+async function chooseDevice(requested, manifest, tensorCache) {
   const cpuPossible = requested !== "webgpu" && hasModelLibrary(manifest, "wasm32");
-  if (requested === "wasm") return { device: "wasm", gpu: null };
+  const cpu = (cpuBecause) => ({ device: "wasm", gpu: null, cpuBecause });
+  if (requested === "wasm") return cpu(null);
   let gpu;
   try {
     gpu = await requestWebGPU();
   } catch (error) {
-    if (cpuPossible && error instanceof WebGPUUnavailableError) return { device: "wasm", gpu: null };
+    if (cpuPossible && error instanceof WebGPUUnavailableError) return cpu(null);
     throw error;
   }
   if (cpuPossible && gpu.adapterInfo?.isFallbackAdapter) {
     gpu.device.destroy();
-    return { device: "wasm", gpu: null };
+    return cpu(null);
   }
-  return { device: "webgpu", gpu };
+  try {
+    checkWebGPULimits(gpu.device, tensorCache, `${manifest.model}-${manifest.quantization}`);
+  } catch (error) {
+    gpu.device.destroy();
+    if (cpuPossible && error instanceof WebGPUUnavailableError) return cpu("the GPU's WebGPU limits are too small");
+    throw error;
+  }
+  return { device: "webgpu", gpu, cpuBecause: null };
 }
 
 /** The kind of model library that runs on `device`: on the CPU, the relaxed-SIMD build where the browser has
@@ -119,7 +130,8 @@ async function load({ id, bundleUrl, device: requested, threads: requestedThread
   const progress = (p) => post({ id, type: Reply.progress, progress: p });
   const store = await BundleStore.open(bundleUrl, progress);
   const { manifest } = store;
-  const { device, gpu } = await chooseDevice(requested, manifest);
+  const tensorCache = await store.readJson("tensor-cache.json");
+  const { device, gpu, cpuBecause } = await chooseDevice(requested, manifest, tensorCache);
   if (gpu) reportDeviceLoss(gpu.device);
   let tokenizers = null;
   try {
@@ -134,8 +146,6 @@ async function load({ id, bundleUrl, device: requested, threads: requestedThread
     const template = typeof tokenizerConfig.chat_template === "string" ? new ChatTemplate(tokenizerConfig) : null;
     const tokenizerJson = await store.readJson("tokenizer.json");
     tokenizers = await loadTokenizers(tokenizerJson);
-    const tensorCache = await store.readJson("tensor-cache.json");
-    if (gpu) checkWebGPULimits(gpu.device, tensorCache, `${manifest.model}-${manifest.quantization}`);
     const library = await store.read(modelLibrary(manifest, kind).path);
     const compiling = () => progress({ stage: "compile", text: "Compiling WebGPU shaders", loadedBytes: store.loadedBytes,
       totalBytes: store.totalBytes, fraction: store.loadedBytes / store.totalBytes });
@@ -152,6 +162,7 @@ async function load({ id, bundleUrl, device: requested, threads: requestedThread
       adapter: gpu ? { vendor: gpu.adapterInfo?.vendor ?? "", architecture: gpu.adapterInfo?.architecture ?? "" } : null,
       threads: cpu?.threads ?? null,
       threadsLimitedBy: cpu?.limitedBy ?? null,
+      cpuBecause,
       contextWindowSize: model.contextWindowSize,
       chatTemplate: template !== null,
       vocabSize: chatConfig.vocab_size,
