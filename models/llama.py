@@ -211,6 +211,18 @@ def hf_name(gguf_name: str, top_level: dict[str, str] = GGUF_TO_HF, in_block: di
     raise UnsupportedModelError(f"unexpected tensor {gguf_name!r} for a {architecture} model")
 
 
+def gguf_name(hf: str, top_level: dict[str, str] = GGUF_TO_HF, in_block: dict[str, str] = GGUF_BLOCK_TO_HF) -> str:
+    """hf_name's inverse, as llama.cpp's converter names a weight: 'model.layers.3.self_attn.q_proj.weight' ->
+    'blk.3.attn_q.weight'."""
+    to_gguf = {hf_module: g for g, hf_module in (top_level | in_block).items()}
+    if hf.startswith("model.layers."):
+        _, _, layer, rest = hf.split(".", 3)
+        module, suffix = rest.rsplit(".", 1)
+        return f"blk.{layer}.{to_gguf[module]}.{suffix}"
+    module, suffix = hf.rsplit(".", 1)
+    return f"{to_gguf[module]}.{suffix}"
+
+
 def unpermute_qk(w: np.ndarray | BlockWeight, n_heads: int) -> np.ndarray | BlockWeight:
     """Undo llama.cpp's Q/K row permutation so the weights work with HF's rotate_half RoPE.
 

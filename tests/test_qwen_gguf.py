@@ -11,22 +11,12 @@ from compile.options import CompileOptions
 from compile.pipeline import load_hf_source, load_source
 from compile.quantization import get_quantization
 from conftest import add_decoder_metadata
-from models.llama import GGUF_BLOCK_TO_HF, GGUF_TO_HF
+from models.llama import GGUF_BLOCK_TO_HF, gguf_name
 from tests.tiny_checkpoints import recorded, write_checkpoint
 
 LOGITS_ATOL = 1e-4
 OPTIONS = CompileOptions(context_window_size=256, prefill_chunk_size=16)
-HF_TO_GGUF = {hf: g for g, hf in {**GGUF_TO_HF, **GGUF_BLOCK_TO_HF, "attn_q_norm": "self_attn.q_norm",
-                                  "attn_k_norm": "self_attn.k_norm"}.items()}
-
-
-def gguf_name(hf: str) -> str:
-    if hf.startswith("model.layers."):
-        _, _, layer, rest = hf.split(".", 3)
-        module, suffix = rest.rsplit(".", 1)
-        return f"blk.{layer}.{HF_TO_GGUF[module]}.{suffix}"
-    module, suffix = hf.rsplit(".", 1)
-    return f"{HF_TO_GGUF[module]}.{suffix}"
+IN_BLOCK = GGUF_BLOCK_TO_HF | {"attn_q_norm": "self_attn.q_norm", "attn_k_norm": "self_attn.k_norm"}  # Qwen3's too
 
 
 @pytest.fixture(scope="module", params=["qwen2", "qwen3"])
@@ -41,7 +31,7 @@ def tiny_qwen(request, tmp_path_factory):
     writer.add_key_length(config.head_dim)
     writer.add_value_length(config.head_dim)
     for hf, w in weights.items():
-        writer.add_tensor(gguf_name(hf), w)
+        writer.add_tensor(gguf_name(hf, in_block=IN_BLOCK), w)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
