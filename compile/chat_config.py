@@ -26,12 +26,9 @@ DEFAULT_TEMPERATURE = 0.2
 DEFAULT_TOP_P = 0.9
 
 
-def conv_template_name(tokenizer_config: dict) -> str:
+def is_chatml(tokenizer_config: dict) -> bool:
     """ChatML is recognised from the chat template itself, so a local GGUF needs no registry entry."""
-    template = tokenizer_config.get("chat_template") or ""
-    if "<|im_start|>" in template:
-        return "chatml"
-    raise ValueError("unsupported chat template (only ChatML models are supported for now)")
+    return "<|im_start|>" in (tokenizer_config.get("chat_template") or "")
 
 
 def chatml_conv_template(tokenizer_config: dict) -> dict:
@@ -44,14 +41,15 @@ def chatml_conv_template(tokenizer_config: dict) -> dict:
     return dict(CHATML, system_message=default.group(1) if default else "")
 
 
-CONV_TEMPLATES = {"chatml": chatml_conv_template}
-
-
 def chat_config(config: LlamaConfig, metadata: dict, tokenizer_config: dict, tokenizer_files: list[str],
-                stop_token_ids: list[int]) -> dict:
-    """`stop_token_ids`: every token that ends a generation (the tokenizer's eos first)."""
-    conv_template = CONV_TEMPLATES[conv_template_name(tokenizer_config)](tokenizer_config)
-    conv_template["stop_token_ids"] = stop_token_ids
+                stop_token_ids: list[int], token_postproc_method: str) -> dict:
+    """`stop_token_ids`: every token that ends a generation (the tokenizer's eos first). conv_template is there for
+    ChatML models only (WebLLM-style runtimes build their prompt from it); tabllm's engine renders the Jinja chat
+    template of any model, and serves a model without one (a base model) plain completions.
+    `token_postproc_method`: how token strings map to bytes (models.tokenizer.token_postproc_method)."""
+    conv_template = None
+    if is_chatml(tokenizer_config):
+        conv_template = dict(chatml_conv_template(tokenizer_config), stop_token_ids=stop_token_ids)
     return {
         "version": "0.1.0",
         "model_type": config.model_type,
@@ -75,6 +73,6 @@ def chat_config(config: LlamaConfig, metadata: dict, tokenizer_config: dict, tok
         "bos_token_id": tokenizer_config.get("bos_token_id"),  # Qwen has none
         "eos_token_id": stop_token_ids,
         "tokenizer_files": tokenizer_files,
-        "tokenizer_info": {"token_postproc_method": "byte_level", "prepend_space_in_encode": False,
+        "tokenizer_info": {"token_postproc_method": token_postproc_method, "prepend_space_in_encode": False,
                            "strip_space_in_decode": False},
     }

@@ -5,13 +5,13 @@ import json
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
-from compile.build import build, export_model
+from compile.build import build, export_model, sliding_window
 from compile.bundle import Bundle, write_bundle
 from compile.chat_config import chat_config
 from compile.options import CompileOptions
@@ -24,7 +24,7 @@ from models.fetch import resolve_gguf
 from models.huggingface import generation_eos_ids, is_hf_checkpoint, read_hf_checkpoint
 from models.gguf_file import gguf_value, open_gguf
 from models.llama import LlamaConfig, check_weight_shapes
-from models.tokenizer import write_hf_tokenizer_files, write_tokenizer_files
+from models.tokenizer import token_postproc_method, write_hf_tokenizer_files, write_tokenizer_files
 
 OptLevel = Literal["release", "fast"]
 LINK_FLAGS = {"release": "-O3", "fast": "-O1"}
@@ -114,15 +114,15 @@ def load_hf_source(directory: Path) -> tuple[LlamaConfig, dict]:
 def compile_bundle(model: str, *, gguf: Path | None = None, quantization: str | None = None,
                    output: Path | None = None,
                    options: CompileOptions = CompileOptions(), opt_level: OptLevel = "release",
-                   libraries: Sequence[str] = tuple(LIBRARY_TARGETS),
+                   libraries: tuple[str, ...] = tuple(LIBRARY_TARGETS),
                    report: Callable[[str], None] = _stderr) -> CompileResult:
     """`model` is a registry name, the path of a local GGUF file or of a Hugging Face checkpoint directory; `gguf`
     overrides where a registry model's file is. `quantization` defaults to default_quantization(model).
-    `libraries`: which of LIBRARY_TARGETS to build (all by default; a test that runs one device needs one)."""
+    `libraries`: which model libraries (LIBRARY_TARGETS' keys) the bundle gets; all of them by default (a test that
+    runs one saves building the others: each takes minutes for a large vocabulary)."""
     unknown = [device for device in libraries if device not in LIBRARY_TARGETS]
     if unknown or not libraries:
-        raise ValueError(f"unknown libraries {unknown} (known: {', '.join(LIBRARY_TARGETS)})" if unknown
-                         else "no library to build")
+        raise ValueError(f"libraries must be some of {', '.join(LIBRARY_TARGETS)} (got {', '.join(libraries)})")
     checkpoint = Path(model) if gguf is None and is_hf_checkpoint(Path(model)) else None
     quantization = quantization or default_quantization(model)
     quant = get_quantization(quantization)
@@ -148,12 +148,19 @@ def compile_bundle(model: str, *, gguf: Path | None = None, quantization: str | 
                 config, weights = load_source(gguf, quant)
                 write_tokenizer_files(gguf, work)
             tokenizer_config = json.loads((work / "tokenizer_config.json").read_text(encoding="utf-8"))
+            postproc = token_postproc_method(json.loads((work / "tokenizer.json").read_text(encoding="utf-8")))
             stop_ids = [tokenizer_config["eos_token_id"]]
-            if checkpoint:  # the checkpoint's own generation stop tokens too
-                stop_ids += [i for i in generation_eos_ids(checkpoint) if i not in stop_ids]
+            # the checkpoint's own generation stop tokens too, or the GGUF's end-of-turn ones
+            more_stop_ids = generation_eos_ids(checkpoint) if checkpoint else gguf_turn_end_ids(gguf)
+            stop_ids += [i for i in more_stop_ids if i not in stop_ids]
+        window = sliding_window(config)
+        if window and options.prefill_chunk_size > window:
+            report(f"prefill chunk: {options.prefill_chunk_size} -> {window} tokens, the model's sliding window (TVM's "
+                   f"attention among a chunk's own tokens has no window)")
+            options = replace(options, prefill_chunk_size=window)
         with clock.stage("quantize", f"weights -> {quantization}"):
             quantized = quant.quantize(get_architecture(config.model_type).params(config, weights))
-        with clock.stage("build", f"Relax model ({quantization}) -> {', '.join(targets)} model code"):
+        with clock.stage("build", f"Relax model ({quantization}) -> the {', '.join(targets)} libraries' code"):
             exports = {device: export_model(config, options, quantization, quantized.formats, target)
                        for device, target in targets.items()}
             executables = {device: build(exported) for device, exported in exports.items()}
@@ -161,18 +168,25 @@ def compile_bundle(model: str, *, gguf: Path | None = None, quantization: str | 
             for device, executable in executables.items():
                 executable.export_library(str(work / library_files[device]),
                                           fcompile=wasm_fcompile(targets[device], LINK_FLAGS[opt_level]))
-        metadata = next(iter(exports.values())).metadata  # the same model whichever the target
+        metadata = next(iter(exports.values())).metadata
         for exported in exports.values():  # every library reads the same weight shards
             _check_params_match(quantized.arrays, exported.metadata["params"])
         with clock.stage("write", f"bundle -> {output}"):
             bundle = write_bundle(
                 output, model=name, quantization=quantization, params=quantized.arrays,
-                chat_config=chat_config(config, metadata, tokenizer_config, TOKENIZER_FILES, stop_ids),
+                chat_config=chat_config(config, metadata, tokenizer_config, TOKENIZER_FILES, stop_ids, postproc),
                 files={f: work / f for f in [*TOKENIZER_FILES, *library_files.values()]},
                 build=_build_info(targets, metadata, options, opt_level),
                 on_progress=_write_progress(report),
             )
     return CompileResult(bundle, clock.seconds)
+
+
+def gguf_turn_end_ids(gguf: Path) -> list[int]:
+    """The GGUF's end-of-turn and end-of-message tokens, where it names them."""
+    reader = open_gguf(gguf)
+    ids = [gguf_value(reader, f"tokenizer.ggml.{key}_token_id", None) for key in ("eot", "eom")]
+    return [i for i in ids if i is not None]
 
 
 def _check_params_match(params: list, declared: list[dict]) -> None:

@@ -12,6 +12,7 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 from compile.bundle import Bundle
+from compile.options import CompileOptions
 from compile.pipeline import compile_bundle
 from harness.browser import (launch_chromium_without_webgpu, launch_webgpu_chromium, open_engine_page,
                          print_page_problems)
@@ -21,6 +22,7 @@ from static_server import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOLLM2 = "smollm2-135m-instruct"
+GEMMA3 = "gemma3-270m"
 
 
 @pytest.fixture(scope="session")
@@ -97,9 +99,21 @@ def site(serve_site, bundles_dir):
 
 @pytest.fixture(scope="session")
 def smollm2_q0_bundle(tmp_path_factory) -> Bundle:
-    """SmolLM2 in float32 (q0f32, ~540 MB of shards) in a bundles directory of its own, built only when asked."""
+    """SmolLM2 in float32 (q0f32, ~540 MB of shards) in a bundles directory of its own, built only when asked; its
+    tests run the WebGPU and the SIMD128 libraries (the engine's choice when a bundle has no relaxed-SIMD one)."""
     directory = tmp_path_factory.mktemp("bundles-q0f32")
     return compile_bundle(SMOLLM2, quantization="q0f32", output=directory / f"{SMOLLM2}-q0f32", opt_level="fast",
+                          libraries=("webgpu", "wasm32"), report=lambda message: None).bundle
+
+
+@pytest.fixture(scope="session")
+def gemma3_bundle(tmp_path_factory) -> Bundle:
+    """Gemma 3 270M, a base model (its GGUF's own K-quant blocks), with the wasm32 CPU library only, in a bundles
+    directory of its own, built only when asked (~90 s here; the WebGPU and relaxed-SIMD libraries would add
+    minutes). Its prefill chunk is at most its sliding window (512), and so is its context: a small KV cache."""
+    directory = tmp_path_factory.mktemp("bundles-gemma3")
+    return compile_bundle(GEMMA3, output=directory / f"{GEMMA3}-gguf", opt_level="fast", libraries=("wasm32",),
+                          options=CompileOptions(context_window_size=512, prefill_chunk_size=512),
                           report=lambda message: None).bundle
 
 

@@ -28,7 +28,8 @@ def architecture_site(serve_site, tmp_path_factory):
         checkpoint = write_checkpoint(name, tmp_path_factory.mktemp("checkpoints") / f"tiny-{name}",
                                       recorded(name)["seed"])
         built[name] = compile_bundle(str(checkpoint), quantization="q0f32", output=bundles / f"tiny-{name}-q0f32",
-                                     options=OPTIONS, opt_level="fast", report=lambda message: None).bundle
+                                     options=OPTIONS, opt_level="fast", libraries=("webgpu", "wasm32"),
+                                     report=lambda message: None).bundle
     url, _ = serve_site(bundles)
     return url, built
 

@@ -257,6 +257,22 @@ def test_a_gpu_too_small_for_the_largest_weight_fails_before_the_weights_are_fet
     assert not any(name.startswith("params_shard_") or name.endswith(".wasm") for name in fetched)
 
 
+def test_auto_runs_on_the_cpu_when_the_gpu_is_too_small_for_the_model_and_says_why(
+        webgpu_browser, reliability_site, smollm2_q4_bundle, bundle_url):
+    url, _ = reliability_site
+    context = webgpu_browser.new_context()
+    try:
+        page = open_engine_page(context, url)
+        storage_limits_engine(page, maxStorageBufferBindingSize=16 << 20, hardwareAdapter=1)
+        info = page.evaluate("(url) => window.limited.load(url, {device: 'auto'})", bundle_url)
+        answer = page.evaluate("() => window.limited.chat.completions.create({messages: [{role: 'user', "
+                               "content: 'Hi'}], temperature: 0, max_tokens: 2})")
+    finally:
+        context.close()
+    assert (info["device"], info["cpuBecause"]) == ("wasm", "the GPU's WebGPU limits are too small")
+    assert answer["usage"]["completion_tokens"] == 2
+
+
 def break_the_worker(browser, url: str, bundle_url: str, device: str, hook: str, call: str) -> tuple[dict, object, str]:
     """Loads the hooked engine on `device` and posts `hook` to its worker (e2e/pages/test-hooks-worker.js); then
     the outcome of `call`, engine.device at that point, and the first word of an answer after load() again."""

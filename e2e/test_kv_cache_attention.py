@@ -16,15 +16,18 @@ from tvm.relax.frontend import nn
 from tvm.relax.frontend.nn.llm.kv_cache import PagedKVCache, RopeMode, TIRPagedKVCache
 
 from compile.build import _pipeline, replace_kv_cache_kernels
+from compile.llama.cpu_attention import KEYS_PER_TILE, TILES_PER_CHUNK
 from compile.toolchain import wasm32_target, wasm_fcompile, webgpu_target
 
 Q_HEADS, KV_HEADS, HEAD_DIM, ROPE_THETA = 9, 3, 64, 100000.0
 # A history over several 16-token pages; prefills of 7 and 5 over it that cross page boundaries; a single token
-# (the decode kernel's path); 16 tokens starting mid-page; 40 tokens spanning three pages.
-CHUNKS = [20, 7, 1, 5, 2, 16, 40]
+# (the decode kernel's path); 16 tokens starting mid-page; 40 tokens spanning three pages, five times; then a single
+# token over more keys than one task of the CPU decode kernel takes (cpu_attention.TILES_PER_CHUNK), whose states it
+# merges.
+CHUNKS = [20, 7, 1, 5, 2, 16] + [40] * 6 + [1]
 ATOL = 2e-3  # measured 5e-4 on SwiftShader (its exp2), 7e-7 on wasm32; a wrong merge is off by 1-3
-# Shorter than the history before the last chunk (51 tokens), and no shorter than a chunk: TVM's attention among a
-# chunk's own tokens has no window (Gemma3CausalLM refuses prefill chunks longer than the window)
+# Shorter than the history before the first 40-token chunk (51 tokens), and no shorter than a chunk: TVM's attention
+# among a chunk's own tokens has no window (Gemma3CausalLM refuses prefill chunks longer than the window)
 WINDOW = 40
 
 
@@ -115,6 +118,7 @@ def runner_url(tmp_path_factory, serve, web_dist):
 @pytest.mark.parametrize("window", [None, WINDOW], ids=["full", "sliding"])
 @pytest.mark.parametrize("device", ["webgpu", "cpu"])
 def test_chunks_attending_over_the_cache_match_numpy(device, window, page, runner_url):
+    assert sum(CHUNKS[:-1]) > TILES_PER_CHUNK * KEYS_PER_TILE and CHUNKS[-1] == 1
     qkv = np.random.default_rng(0).standard_normal((sum(CHUNKS), Q_HEADS + 2 * KV_HEADS, HEAD_DIM)).astype(np.float32)
     expected = causal_attention(qkv, window)
     page.goto(runner_url)

@@ -9,7 +9,7 @@ from models.convert import fp32_cache_dir, load_fp32_model
 from models.errors import ModelError
 from models.fetch import fetch_gguf, resolve_gguf
 from models.files import sha256_file
-from models.gguf_file import open_gguf
+from models.gguf_file import gguf_value, open_gguf
 from models.llama import LlamaConfig
 from models.registry import MODELS, get_model
 
@@ -26,7 +26,15 @@ def cmd_info(args) -> None:
             print(f"{key}: {value}")
     path = resolve_gguf(args.model)
     print(f"gguf: {path}")
-    for key, value in LlamaConfig.from_gguf(open_gguf(path)).to_dict().items():
+    reader = open_gguf(path)
+    arch = gguf_value(reader, "general.architecture")
+    if arch == "llama":
+        config = LlamaConfig.from_gguf(reader).to_dict()
+    else:  # the compiler reads other architectures (compile/<arch>/): here, the GGUF's own keys
+        config = {key: gguf_value(reader, key) for key in reader.fields if key.startswith(f"{arch}.")}
+    config["tokenizer"] = gguf_value(reader, "tokenizer.ggml.model")
+    config["chat_template"] = "yes" if gguf_value(reader, "tokenizer.chat_template", None) else "none (a base model)"
+    for key, value in config.items():
         print(f"{key}: {value}")
 
 

@@ -5,6 +5,7 @@ biases, Qwen3's q/k norms, Mistral's sliding window): their architectures (compi
 Hugging Face config.json.
 """
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,15 +52,16 @@ class LlamaConfig:
             )
 
     @classmethod
-    def from_gguf(cls, reader: GGUFReader) -> "LlamaConfig":
+    def from_gguf(cls, reader: GGUFReader, layout: "GGUFLayout | None" = None) -> "LlamaConfig":
+        """The config of a GGUF of `layout`'s general.architecture (default: llama)."""
+        layout = layout or LLAMA_LAYOUT
         arch = gguf_value(reader, "general.architecture")
-        if arch != ARCHITECTURE:
-            raise UnsupportedModelError(
-                f"{Path(reader.data.filename).name}: architecture {arch!r} is not supported (supported: {ARCHITECTURE})"
-            )
+        if arch != layout.architecture:
+            raise UnsupportedModelError(f"{Path(reader.data.filename).name}: architecture {arch!r} is not supported "
+                                        f"(supported: {layout.architecture})")
 
         def value(key, *default):
-            return gguf_value(reader, f"{ARCHITECTURE}.{key}", *default)
+            return gguf_value(reader, f"{layout.architecture}.{key}", *default)
 
         hidden, heads = value("embedding_length"), value("attention.head_count")
         kv_heads = value("attention.head_count_kv", heads)
@@ -85,6 +87,7 @@ class LlamaConfig:
             vocab_size=int(tensors["token_embd.weight"].shape[1]),  # GGML shape is (in, out): (hidden, vocab)
             tie_word_embeddings="output.weight" not in tensors,
             context_length=value("context_length"),
+            **layout.implied,
         )
 
     @classmethod
@@ -208,6 +211,18 @@ def hf_name(gguf_name: str, top_level: dict[str, str] = GGUF_TO_HF, in_block: di
     raise UnsupportedModelError(f"unexpected tensor {gguf_name!r} for a {architecture} model")
 
 
+def gguf_name(hf: str, top_level: dict[str, str] = GGUF_TO_HF, in_block: dict[str, str] = GGUF_BLOCK_TO_HF) -> str:
+    """hf_name's inverse, as llama.cpp's converter names a weight: 'model.layers.3.self_attn.q_proj.weight' ->
+    'blk.3.attn_q.weight'."""
+    to_gguf = {hf_module: g for g, hf_module in (top_level | in_block).items()}
+    if hf.startswith("model.layers."):
+        _, _, layer, rest = hf.split(".", 3)
+        module, suffix = rest.rsplit(".", 1)
+        return f"blk.{layer}.{to_gguf[module]}.{suffix}"
+    module, suffix = hf.rsplit(".", 1)
+    return f"{to_gguf[module]}.{suffix}"
+
+
 def unpermute_qk(w: np.ndarray | BlockWeight, n_heads: int) -> np.ndarray | BlockWeight:
     """Undo llama.cpp's Q/K row permutation so the weights work with HF's rotate_half RoPE.
 
@@ -220,18 +235,36 @@ def unpermute_qk(w: np.ndarray | BlockWeight, n_heads: int) -> np.ndarray | Bloc
     return w.take_rows(rows) if isinstance(w, BlockWeight) else w[rows]
 
 
-def read_llama(path: Path, keep_blocks: bool) -> tuple[LlamaConfig, dict[str, np.ndarray | BlockWeight]]:
-    """A llama-family GGUF file's config and weights with HF names and layout: float tensors as float32, and
-    block-quantized ones as their own blocks (`keep_blocks`) or dequantized to float32."""
+@dataclass(frozen=True)
+class GGUFLayout:
+    """How llama.cpp's converter stores a Llama-style decoder of one general.architecture."""
+    architecture: str
+    # Q/K rows interleaved per head for GGML's pairwise RoPE (llama); models with NEOX-style RoPE (Qwen) keep
+    # Hugging Face's order
+    permuted_qk: bool = True
+    extra_block_tensors: dict[str, str] = field(default_factory=dict)  # GGUF name in a block -> Hugging Face name
+    implied: dict = field(default_factory=dict)  # LlamaConfig fields the architecture fixes
+    weight_shapes: Callable[[LlamaConfig], dict[str, tuple[int, ...]]] = hf_weight_shapes
+
+
+LLAMA_LAYOUT = GGUFLayout(ARCHITECTURE)
+
+
+def read_llama(path: Path, keep_blocks: bool, layout: GGUFLayout = LLAMA_LAYOUT
+               ) -> tuple[LlamaConfig, dict[str, np.ndarray | BlockWeight]]:
+    """A Llama-style GGUF file's config and weights with HF names and layout (by default a llama one; `layout` for
+    another architecture): float tensors as float32, and block-quantized ones as their own blocks (`keep_blocks`)
+    or dequantized to float32."""
     reader = open_gguf(path)
-    config = LlamaConfig.from_gguf(reader)
+    config = LlamaConfig.from_gguf(reader, layout)
     unsupported = {t.name: t.tensor_type.name for t in reader.tensors if t.tensor_type not in SUPPORTED_TENSOR_TYPES}
     if unsupported:
         raise UnsupportedModelError(
             f"{path.name}: unsupported tensor types {unsupported} "
             f"(supported: {', '.join(sorted(t.name for t in SUPPORTED_TENSOR_TYPES))})"
         )
-    heads = {"attn_q": config.num_attention_heads, "attn_k": config.num_key_value_heads}
+    heads = {"attn_q": config.num_attention_heads, "attn_k": config.num_key_value_heads} if layout.permuted_qk else {}
+    in_block = GGUF_BLOCK_TO_HF | layout.extra_block_tensors
     weights = {}
     for tensor in reader.tensors:
         shape = tuple(int(n) for n in reversed(tensor.shape))  # numpy order: (out_features, in_features) as in HF
@@ -241,10 +274,10 @@ def read_llama(path: Path, keep_blocks: bool) -> tuple[LlamaConfig, dict[str, np
             w = np.ascontiguousarray(dequantize(tensor.data, tensor.tensor_type).astype(np.float32, copy=False))
         assert w.shape == shape, (tensor.name, w.shape, tensor.shape)
         block_part = tensor.name.split(".")[2] if tensor.name.startswith("blk.") else None
-        if block_part in heads:
+        if block_part in heads and tensor.name.endswith(".weight"):
             w = unpermute_qk(w, heads[block_part])
-        weights[hf_name(tensor.name)] = w
-    check_weights(config, weights)
+        weights[hf_name(tensor.name, GGUF_TO_HF, in_block, layout.architecture)] = w
+    check_weight_shapes(layout.weight_shapes(config), weights)
     return config, weights
 
 

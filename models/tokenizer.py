@@ -2,8 +2,9 @@
 or from a Hugging Face checkpoint, and chat template rendering.
 
 From a GGUF: tokenizer.ggml.model "gpt2" (byte-level BPE) with the "smollm" pre-tokenizer (digits split one by
-one), which reproduces SmolLM2's own tokenizer.json. From a checkpoint: any tokenizer.json the `tokenizers` library
-reads, as it is.
+one), which reproduces SmolLM2's own tokenizer.json; or "llama" (a SentencePiece BPE model: scores instead of
+merges, byte-fallback tokens <0xNN>, "▁" for a space), as Gemma 3's, converted to the tokenizer.json transformers
+makes of it. From a checkpoint: any tokenizer.json the `tokenizers` library reads, as it is.
 """
 import json
 from collections.abc import Mapping, Sequence
@@ -17,7 +18,8 @@ from models.errors import ModelError, UnsupportedModelError
 from models.gguf_file import gguf_value, open_gguf
 
 # tokenizer.ggml.token_type values (llama.cpp's llama_token_type)
-CONTROL, USER_DEFINED = 3, 4
+NORMAL, CONTROL, USER_DEFINED = 1, 3, 4
+SPACE = "\u2581"  # SentencePiece's "▁": a space, in its pieces
 
 BYTE_LEVEL = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}
 PRE_TOKENIZERS = {
@@ -35,45 +37,28 @@ def build_tokenizer_files(gguf_path: Path) -> tuple[dict, dict]:
         return gguf_value(reader, f"tokenizer.{key}", *default)
 
     model, pre = value("ggml.model"), value("ggml.pre", "default")
-    if model != "gpt2" or pre not in PRE_TOKENIZERS:
+    if value("ggml.add_eos_token", False):
+        raise UnsupportedModelError(f"{gguf_path.name}: tokenizers that add an EOS token are not supported yet")
+    byte_level = model == "gpt2" and pre in PRE_TOKENIZERS
+    if not byte_level and not (model == "llama" and not value("ggml.add_space_prefix", True)):
         raise UnsupportedModelError(
-            f"{gguf_path.name}: tokenizer {model!r} with pre-tokenizer {pre!r} is not supported "
-            f"(supported: 'gpt2' with {', '.join(map(repr, PRE_TOKENIZERS))})"
+            f"{gguf_path.name}: tokenizer {model!r} with pre-tokenizer {pre!r} is not supported (supported: 'gpt2' "
+            f"with {', '.join(map(repr, PRE_TOKENIZERS))}; 'llama' (SentencePiece) without add_space_prefix)"
         )
-    if value("ggml.add_bos_token", False) or value("ggml.add_eos_token", False):
-        raise UnsupportedModelError(f"{gguf_path.name}: tokenizers that add BOS/EOS tokens are not supported yet")
-    tokens, types, merges = value("ggml.tokens"), value("ggml.token_type"), value("ggml.merges")
+    tokens, types = value("ggml.tokens"), value("ggml.token_type")
     special_ids = {name: value(f"ggml.{key}", None) for name, key in SPECIAL_TOKENS.items()}
-    tokenizer_json = {
-        "version": "1.0",
-        "truncation": None,
-        "padding": None,
-        "added_tokens": [
-            {"id": i, "content": token, "single_word": False, "lstrip": False, "rstrip": False,
-             "normalized": False, "special": kind == CONTROL}
-            for i, (token, kind) in enumerate(zip(tokens, types)) if kind in (CONTROL, USER_DEFINED)
-        ],
-        "normalizer": None,
-        "pre_tokenizer": PRE_TOKENIZERS[pre],
-        "post_processor": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": False, "use_regex": True},
-        "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True},
-        "model": {
-            "type": "BPE",
-            "dropout": None,
-            # as in SmolLM2's own tokenizer.json; byte-level BPE never produces it
-            "unk_token": None if special_ids["unk"] is None else tokens[special_ids["unk"]],
-            "continuing_subword_prefix": None,
-            "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False, "ignore_merges": False,
-            "vocab": {token: i for i, token in enumerate(tokens)},
-            "merges": merges,  # "a b" strings: the legacy form that @mlc-ai/web-tokenizers' parser accepts
-        },
-    }
+    unk = None if special_ids["unk"] is None else tokens[special_ids["unk"]]
+    if byte_level:
+        tokenizer_json = _byte_level_bpe(tokens, types, unk, value("ggml.merges"), PRE_TOKENIZERS[pre])
+    else:
+        tokenizer_json = _sentencepiece_bpe(tokens, types, unk)
     if len(tokenizer_json["model"]["vocab"]) != len(tokens):
         raise ModelError(f"{gguf_path.name}: the tokenizer's vocabulary has duplicate tokens")
     arch = gguf_value(reader, "general.architecture")
     config = {
         "tokenizer_class": "PreTrainedTokenizerFast",
-        "add_bos_token": False,
+        # tokenizer.json adds no special tokens itself: the engine puts the BOS token first where this says so
+        "add_bos_token": value("ggml.add_bos_token", False),
         "add_eos_token": False,
         "clean_up_tokenization_spaces": False,
         "model_max_length": gguf_value(reader, f"{arch}.context_length"),
@@ -83,6 +68,89 @@ def build_tokenizer_files(gguf_path: Path) -> tuple[dict, dict]:
         if token_id is not None:
             config[f"{name}_token"], config[f"{name}_token_id"] = tokens[token_id], token_id
     return tokenizer_json, config
+
+
+def _added_tokens(tokens: list[str], types: list[int]) -> list[dict]:
+    """Control tokens (special) and user-defined ones (plain text matched whole, as SentencePiece does)."""
+    return [
+        {"id": i, "content": token, "single_word": False, "lstrip": False, "rstrip": False,
+         "normalized": False, "special": kind == CONTROL}
+        for i, (token, kind) in enumerate(zip(tokens, types)) if kind in (CONTROL, USER_DEFINED)
+    ]
+
+
+def _byte_level_bpe(tokens: list[str], types: list[int], unk: str | None, merges: list[str],
+                    pre_tokenizer: dict) -> dict:
+    return {
+        "version": "1.0",
+        "truncation": None,
+        "padding": None,
+        "added_tokens": _added_tokens(tokens, types),
+        "normalizer": None,
+        "pre_tokenizer": pre_tokenizer,
+        "post_processor": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": False, "use_regex": True},
+        "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True},
+        "model": {
+            "type": "BPE",
+            "dropout": None,
+            "unk_token": unk,  # as in SmolLM2's own tokenizer.json; byte-level BPE never produces it
+            "continuing_subword_prefix": None,
+            "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False, "ignore_merges": False,
+            "vocab": {token: i for i, token in enumerate(tokens)},
+            "merges": merges,  # "a b" strings: the legacy form that @mlc-ai/web-tokenizers' parser accepts
+        },
+    }
+
+
+def _sentencepiece_bpe(tokens: list[str], types: list[int], unk: str | None) -> dict:
+    """SentencePiece's BPE as a `tokenizers` BPE: spaces become "▁" before merging; a merge exists for every split
+    of a piece into two pieces, ranked by the merged piece's id (SentencePiece merges the best-scored pair first,
+    and lists its pieces best first: Gemma 3's normal pieces score minus their id), the splits of one piece
+    longest left part first (transformers' order, exactly, for Gemma 3); characters outside the vocabulary
+    fall back to their UTF-8 bytes <0xNN>. The whitespace runs that llama.cpp stored spelled with spaces are
+    spelled with "▁", as the normalized text reaching them is."""
+    tokens = [token.replace(" ", SPACE) if kind == USER_DEFINED else token for token, kind in zip(tokens, types)]
+    ids = {token: i for i, token in enumerate(tokens)}
+    ranked = []
+    for merged_id, (piece, kind) in enumerate(zip(tokens, types)):
+        if kind not in (NORMAL, USER_DEFINED):
+            continue
+        for cut in range(1, len(piece)):
+            left, right = piece[:cut], piece[cut:]
+            if left in ids and right in ids:
+                ranked.append(((merged_id, -cut), [left, right]))
+    ranked.sort(key=lambda item: item[0])
+    # whitespace pieces are matched through merges, not whole (the space was already "▁" when they are reached)
+    added = [t for t in _added_tokens(tokens, types) if SPACE not in t["content"]]
+    return {
+        "version": "1.0",
+        "truncation": None,
+        "padding": None,
+        "added_tokens": added,
+        "normalizer": {"type": "Replace", "pattern": {"String": " "}, "content": SPACE},
+        "pre_tokenizer": None,
+        "post_processor": None,
+        "decoder": {"type": "Sequence", "decoders": [
+            {"type": "Replace", "pattern": {"String": SPACE}, "content": " "},
+            {"type": "ByteFallback"},
+            {"type": "Fuse"},
+        ]},
+        "model": {
+            "type": "BPE",
+            "dropout": None,
+            "unk_token": unk,
+            "continuing_subword_prefix": None,
+            "end_of_word_suffix": None, "fuse_unk": True, "byte_fallback": True, "ignore_merges": False,
+            "vocab": ids,
+            "merges": [pair for _, pair in ranked],
+        },
+    }
+
+
+def token_postproc_method(tokenizer_json: Mapping) -> str:
+    """How tokenizer.json's token strings map to bytes, in mlc-chat-config's terms (tokenizer_info): SentencePiece's
+    "▁" and <0xNN> where the model falls back to bytes, GPT-2's byte-level characters otherwise."""
+    return "byte_fallback" if tokenizer_json["model"].get("byte_fallback") else "byte_level"
 
 
 def write_tokenizer_files(gguf_path: Path, out_dir: Path) -> None:

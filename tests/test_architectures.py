@@ -15,7 +15,7 @@ from tokenizers import Tokenizer
 from compile.bundle import verify_bundle
 from compile.native import build_native_model
 from compile.options import CompileOptions
-from compile.pipeline import load_hf_source
+from compile.pipeline import compile_bundle, load_hf_source
 from models.errors import UnsupportedModelError
 from models.quantization import round_trip
 from models.tokenizer import chat_prompt_ids, hf_tokenizer_files
@@ -108,10 +108,21 @@ def test_gemma3_sliding_layers_attend_only_to_their_window(checkpoints):
 
 
 def test_gemma3_prefill_chunks_must_fit_in_the_window(checkpoints):
+    """The model itself refuses; compile_bundle lowers the chunk first (the test below)."""
     config, weights = load_hf_source(checkpoints("gemma3"))
     with pytest.raises(UnsupportedModelError, match="prefill chunk of 64 tokens is longer than the sliding window "
                                                     r"\(32\).*at most 32 tokens"):
         build_native_model(config, weights, "q0f32", CompileOptions(context_window_size=256, prefill_chunk_size=64))
+
+
+def test_compile_bundle_fits_the_prefill_chunk_to_the_sliding_window(checkpoints, tmp_path):
+    messages = []
+    bundle = compile_bundle(str(checkpoints("gemma3")), output=tmp_path / "bundle", opt_level="fast",
+                            options=CompileOptions(context_window_size=256, prefill_chunk_size=64),
+                            libraries=("wasm32",), report=messages.append).bundle
+    chat = json.loads((bundle.path / "mlc-chat-config.json").read_text())
+    assert chat["prefill_chunk_size"] == 32 and chat["context_window_size"] == 256
+    assert any("prefill chunk: 64 -> 32 tokens" in message for message in messages)
 
 
 def test_gemma3_features_it_does_not_compute_are_refused(tmp_path):

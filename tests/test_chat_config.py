@@ -2,7 +2,7 @@
 bundle's Jinja chat template renders: same system message, separators and stop token, token for token."""
 import pytest
 
-from compile.chat_config import chatml_conv_template
+from compile.chat_config import chat_config, chatml_conv_template
 from models.tokenizer import render_chat_template
 
 ANSWERED = [{"role": "user", "content": "What is the capital of France?"},
@@ -47,3 +47,17 @@ def test_conv_template_keeps_smollm2s_default_system_message_and_stops_at_its_en
     assert conv["system_message"] == "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
     end_of_turn = smollm2_tokenizer_config["eos_token"]
     assert conv["stop_str"] == [end_of_turn] and conv["seps"] == [end_of_turn + "\n"]
+
+
+METADATA = {"quantization": "gguf", "weight_formats": {}, "context_window_size": 512, "prefill_chunk_size": 512}
+
+
+def test_only_a_chatml_model_gets_a_conv_template(smollm2_config, smollm2_tokenizer_config):
+    files = ["tokenizer.json", "tokenizer_config.json"]
+    chatml = chat_config(smollm2_config, METADATA, smollm2_tokenizer_config, files, [2], "byte_level")
+    assert chatml["conv_template"]["name"] == "chatml" and chatml["conv_template"]["stop_token_ids"] == [2]
+    for template in (None, "{{ bos_token }}{% for m in messages %}<start_of_turn>{{ m.content }}{% endfor %}"):
+        other = chat_config(smollm2_config, METADATA, dict(smollm2_tokenizer_config, chat_template=template), files,
+                            [1, 106], "byte_fallback")
+        assert other["conv_template"] is None and other["eos_token_id"] == [1, 106]
+        assert other["tokenizer_info"]["token_postproc_method"] == "byte_fallback"

@@ -12,24 +12,15 @@ from compile.native import build_native_model
 from compile.options import CompileOptions
 from compile.pipeline import load_hf_source
 from models.errors import UnsupportedModelError
+from models.llama import gguf_name
 from models.synthetic import add_decoder_metadata
 from tests.tiny_checkpoints import recorded, write_checkpoint
 
 OPTIONS = CompileOptions(context_window_size=256, prefill_chunk_size=16)
-HF_TO_GGUF = {hf: g for g, hf in {**GGUF_TO_HF, **GGUF_BLOCK_TO_HF}.items()}
 # matrix -> block type, as in gemma-3-270m-q4_k_m.gguf except for its K-quants (Q4_K, Q6_K), which the `gguf`
 # package cannot write: tests/test_gemma3_270m.py reads the real file's
 MATRIX_TYPES = {"q_proj": T.Q5_0, "k_proj": T.Q5_0, "v_proj": T.Q8_0, "o_proj": T.Q8_0, "gate_proj": T.Q5_0,
                 "up_proj": T.Q5_0, "down_proj": T.Q5_0, "embed_tokens": T.Q8_0}
-
-
-def gguf_name(hf: str) -> str:
-    if hf.startswith("model.layers."):
-        _, _, layer, rest = hf.split(".", 3)
-        module, suffix = rest.rsplit(".", 1)
-        return f"blk.{layer}.{HF_TO_GGUF[module]}.{suffix}"
-    module, suffix = hf.rsplit(".", 1)
-    return f"{HF_TO_GGUF[module]}.{suffix}"
 
 
 @pytest.fixture(scope="module")
@@ -47,11 +38,12 @@ def tiny_gemma3(tmp_path_factory):
     writer.add_value_length(config.head_dim)
     writer.add_sliding_window(config.sliding_window)
     for name, w in weights.items():
+        tensor = gguf_name(name, GGUF_TO_HF, GGUF_BLOCK_TO_HF)
         if name.endswith("norm.weight"):
-            writer.add_tensor(gguf_name(name), np.float32(1) + w)
+            writer.add_tensor(tensor, np.float32(1) + w)
         else:
             kind = MATRIX_TYPES[name.split(".")[-2]]
-            writer.add_tensor(gguf_name(name), gguf.quants.quantize(w, kind), raw_dtype=kind)
+            writer.add_tensor(tensor, gguf.quants.quantize(w, kind), raw_dtype=kind)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()

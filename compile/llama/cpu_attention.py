@@ -9,10 +9,12 @@ SmolLM2: decode fell from 26 to 9 tokens/s as the context grew from 67 to 1,642 
 took 94 s. Here: keys in tiles of 16 (one KV page, located once per tile), dot products in SIMD lanes over a
 group of keys at once, one online softmax rescale per tile, the tile's exponentials as a vector polynomial (libm's
 exp2f is a call per score), output lanes accumulated in registers over the tile's keys, only the keys the mask
-lets through. A task is one token (decode: one sequence) with all the query heads that share a KV head, so each key
-and value row is loaded once for them: decode over 2,048 keys reads 3x less of the cache than with a task per
-query head, and took 1.7x less time (native, one thread). Tasks run in parallel on the CPU library's
-threads; each one's arithmetic is the same whatever the thread count.
+lets through. The query heads that share a KV head go together, so each key and value row is loaded once for them:
+decode over 2,048 keys reads 3x less of the cache than with a task per query head, and took 1.7x less time (native,
+one thread). A prefill task is one token and KV head. A decode task is a chunk of TILES_PER_CHUNK tiles of one
+sequence for every head, reading the keys and values in the order a page holds them (_attend); the chunks' states
+are merged after, in order. Tasks run in parallel on the CPU library's threads; each one's arithmetic, and the
+chunks, are the same whatever the thread count.
 
 Scores are in the log2 domain (x log2(e), exp2), and the log-sum-exp state starts at m = -5e4, d = 1, as in TVM's
 kernels, so the merged states TVM combines (tir_attention_merge_state) mean the same. RoPE inside attention
@@ -30,6 +32,9 @@ import tvm
 from tvm.script import tirx as T
 
 KEYS_PER_TILE = 16
+# A decode task: a chunk of a sequence's tiles (256 keys), so that a long context keeps every thread busy whatever the
+# number of KV heads; the chunks' states are merged after.
+TILES_PER_CHUNK = 16
 # TVM's attention kernels are built for pages of 16 tokens (their default); the engine and the native runner
 # create the cache with that page size.
 PAGE_SIZE = 16
@@ -69,78 +74,92 @@ def _chains(rows: int) -> int:
 
 
 def _attend(head_dim: int):
-    """`rows` query rows against the same keys [0, length) (query heads that share one KV head):
-    tile_start(tile) locates the tile of keys [tile * KEYS_PER_TILE, ...) (a page, or a first row) once per tile,
-    key(start, j, d) and value(start, j, d) read element d of the tile's key j; query(r, d), out(r, d, value) and
-    lse_out(r, value) address query row r. Each key and value row is loaded once for all the rows."""
+    """Query rows against the same keys: `heads` KV heads, each with `rows` query rows (the query heads that share
+    it), over the tiles [first_tile, end_tile) of keys [0, length). tile_start(tile) locates the tile of keys
+    [tile * KEYS_PER_TILE, ...) (a page, or a first row) once per tile; key(h, start, j, d) and value(h, start, j, d)
+    read element d of the tile's key j for KV head h; query(h, r, d), out(h, r, d, value, sum) and
+    state_out(h, r, maximum, sum) address query row r of KV head h: out gets the output not yet divided by the sum
+    of the exponentials, state_out the running maximum of the scores (log2 domain) and that sum.
+
+    Each key and value row is loaded once for all the rows. Per tile, every head's keys are read before any value:
+    a page holds them in that order (keys, then values, head after head), so a tile of several heads is one forward
+    stream. Head by head, a page was six streams of 4 KB, each a fresh start for the prefetcher: decode over 2,048
+    keys in memory rather than cache (30 layers' pages in turn, as a decode step reads them) took 524 against 276 us
+    a layer (native, one thread, CPU time)."""
 
     @T.macro(hygienic=False)
-    def attend(rows, query, length, tile_start, key, value, out, lse_out, sm_scale):
+    def attend(heads, rows, query, first_tile, end_tile, length, tile_start, key, value, out, state_out, sm_scale):
         with T.sblock("attend"):
             T.reads()  # opaque: the loops below read rows chosen at run time
             T.writes()
             visible: T.let[T.int32] = length
-            q_rows = T.sblock_alloc_buffer((rows, head_dim), "float32")
-            o_rows = T.sblock_alloc_buffer((rows, head_dim), "float32")
-            scores = T.sblock_alloc_buffer((rows, KEYS_PER_TILE), "float32")
+            q_rows = T.sblock_alloc_buffer((heads, rows, head_dim), "float32")
+            o_rows = T.sblock_alloc_buffer((heads, rows, head_dim), "float32")
+            scores = T.sblock_alloc_buffer((heads, rows, KEYS_PER_TILE), "float32")
             lane_sums = T.sblock_alloc_buffer((rows, _chains(rows), LANES), "float32")
             # per row: running max, running sum, max of the tile, rescale of what came before it
-            state = T.sblock_alloc_buffer((rows, 4), "float32")
-            for r in T.unroll(rows):
-                for d in T.vectorized(head_dim):
-                    q_rows[r, d] = query(r, d) * T.float32(sm_scale * LOG2_E)
-                    o_rows[r, d] = T.float32(0)
-                state[r, 0] = T.float32(EMPTY_MAX)
-                state[r, 1] = T.float32(1)
-            for tile in T.serial(T.ceildiv(visible, KEYS_PER_TILE)):
+            state = T.sblock_alloc_buffer((heads, rows, 4), "float32")
+            for h in T.serial(heads):
+                for r in T.unroll(rows):
+                    for d in T.vectorized(head_dim):
+                        q_rows[h, r, d] = query(h, r, d) * T.float32(sm_scale * LOG2_E)
+                        o_rows[h, r, d] = T.float32(0)
+                    state[h, r, 0] = T.float32(EMPTY_MAX)
+                    state[h, r, 1] = T.float32(1)
+            for tile in T.serial(first_tile, end_tile):
                 tile_length: T.let[T.int32] = T.min(KEYS_PER_TILE, visible - tile * KEYS_PER_TILE)
                 start: T.let[T.int32] = tile_start(tile)
-                # A group of keys at once: its rows' dot products are independent chains of multiply-adds.
-                for group in T.serial(T.ceildiv(tile_length, _chains(rows))):
-                    for g in T.unroll(_chains(rows)):
-                        for r in T.unroll(rows):
-                            for lane in T.vectorized(LANES):
-                                lane_sums[r, g, lane] = T.float32(0)
-                    for i in T.serial(head_dim // LANES):
+                for h in T.serial(heads):
+                    # A group of keys at once: its rows' dot products are independent chains of multiply-adds.
+                    for group in T.serial(T.ceildiv(tile_length, _chains(rows))):
                         for g in T.unroll(_chains(rows)):
                             for r in T.unroll(rows):
                                 for lane in T.vectorized(LANES):
-                                    # past the tile's last key (a partial group): score that key again, unused
-                                    lane_sums[r, g, lane] += q_rows[r, i * LANES + lane] * key(
-                                        start, T.min(group * _chains(rows) + g, tile_length - 1),
-                                        i * LANES + lane)
-                    for g in T.unroll(_chains(rows)):
-                        for r in T.unroll(rows):
-                            scores[r, group * _chains(rows) + g] = (
-                                (lane_sums[r, g, 0] + lane_sums[r, g, 1]) + (lane_sums[r, g, 2] + lane_sums[r, g, 3]))
-                for r in T.unroll(rows):
-                    state[r, 2] = state[r, 0]
-                    for j in T.serial(tile_length):
-                        state[r, 2] = T.max(state[r, 2], scores[r, j])
-                    state[r, 3] = _exp2(state[r, 0] - state[r, 2])
-                    state[r, 0] = state[r, 2]
-                    for j in T.vectorized(KEYS_PER_TILE):
-                        scores[r, j] = T.if_then_else(j < tile_length, _exp2(scores[r, j] - state[r, 0]),
-                                                      T.float32(0))
-                    state[r, 1] = state[r, 1] * state[r, 3]
-                    for j in T.serial(KEYS_PER_TILE):
-                        state[r, 1] = state[r, 1] + scores[r, j]
-                    for d in T.vectorized(head_dim):
-                        o_rows[r, d] = o_rows[r, d] * state[r, 3]
-                # A block of output vectors outermost: its rows accumulate over the tile's keys in registers, as
-                # independent chains of multiply-adds.
-                for block in T.serial(head_dim // (LANES * _chains(rows))):
-                    for j in T.serial(tile_length):
-                        for v in T.unroll(_chains(rows)):
+                                    lane_sums[r, g, lane] = T.float32(0)
+                        for i in T.serial(head_dim // LANES):
+                            for g in T.unroll(_chains(rows)):
+                                for r in T.unroll(rows):
+                                    for lane in T.vectorized(LANES):
+                                        # past the tile's last key (a partial group): score that key again, unused
+                                        lane_sums[r, g, lane] += q_rows[h, r, i * LANES + lane] * key(
+                                            h, start, T.min(group * _chains(rows) + g, tile_length - 1),
+                                            i * LANES + lane)
+                        for g in T.unroll(_chains(rows)):
                             for r in T.unroll(rows):
-                                for lane in T.vectorized(LANES):
-                                    o_rows[r, (block * _chains(rows) + v) * LANES + lane] += (
-                                        scores[r, j] * value(
-                                            start, j, (block * _chains(rows) + v) * LANES + lane))
-            for r in T.unroll(rows):
-                for d in T.vectorized(head_dim):
-                    out(r, d, o_rows[r, d] / state[r, 1])
-                lse_out(r, state[r, 0] + T.log2(state[r, 1]))
+                                scores[h, r, group * _chains(rows) + g] = (
+                                    (lane_sums[r, g, 0] + lane_sums[r, g, 1])
+                                    + (lane_sums[r, g, 2] + lane_sums[r, g, 3]))
+                for h in T.serial(heads):
+                    for r in T.unroll(rows):
+                        state[h, r, 2] = state[h, r, 0]
+                        for j in T.serial(tile_length):
+                            state[h, r, 2] = T.max(state[h, r, 2], scores[h, r, j])
+                        state[h, r, 3] = _exp2(state[h, r, 0] - state[h, r, 2])
+                        state[h, r, 0] = state[h, r, 2]
+                        for j in T.vectorized(KEYS_PER_TILE):
+                            scores[h, r, j] = T.if_then_else(
+                                j < tile_length, _exp2(scores[h, r, j] - state[h, r, 0]), T.float32(0))
+                        state[h, r, 1] = state[h, r, 1] * state[h, r, 3]
+                        for j in T.serial(KEYS_PER_TILE):
+                            state[h, r, 1] = state[h, r, 1] + scores[h, r, j]
+                        for d in T.vectorized(head_dim):
+                            o_rows[h, r, d] = o_rows[h, r, d] * state[h, r, 3]
+                for h in T.serial(heads):
+                    # A block of output vectors outermost: its rows accumulate over the tile's keys in registers, as
+                    # independent chains of multiply-adds.
+                    for block in T.serial(head_dim // (LANES * _chains(rows))):
+                        for j in T.serial(tile_length):
+                            for v in T.unroll(_chains(rows)):
+                                for r in T.unroll(rows):
+                                    for lane in T.vectorized(LANES):
+                                        o_rows[h, r, (block * _chains(rows) + v) * LANES + lane] += (
+                                            scores[h, r, j] * value(
+                                                h, start, j, (block * _chains(rows) + v) * LANES + lane))
+            for h in T.serial(heads):
+                for r in T.unroll(rows):
+                    for d in T.vectorized(head_dim):
+                        out(h, r, d, o_rows[h, r, d], state[h, r, 1])
+                    state_out(h, r, state[h, r, 0], state[h, r, 1])
 
     return attend
 
@@ -179,12 +198,12 @@ class _CachedKeys:
             return lambda tile: page_values[begin + tile]
         return lambda tile: tile * KEYS_PER_TILE
 
-    def reader(self, pages, page_values, begin, length_info, b, kv_head, slot, first_key=0):
+    def reader(self, pages, page_values, begin, length_info, b, slot, first_key=0):
         if not self.sliding:
-            return lambda page, j, d: pages[page, slot, kv_head, j, d]
+            return lambda kv_head, page, j, d: pages[page, slot, kv_head, j, d]
         ps = self.page_size
 
-        def element(start, j, d):
+        def element(kv_head, start, j, d):
             pos = self.position(length_info, b, first_key + start + j)
             return pages[page_values[begin + pos // ps], slot, kv_head, pos % ps, d]
 
@@ -226,21 +245,64 @@ def decode_kernel(num_kv_heads: int, num_q_heads: int, head_dim: int, page_size:
         output = T.match_buffer(output_handle, (B, num_q_heads, head_dim), "float32")
         lse = T.match_buffer(lse_handle, (B, num_q_heads), "float32")
         T.Assert(rotary_mode == 0, ROTARY_MODE_ERROR)
-        for pair in T.parallel(B * num_kv_heads):
-            b: T.let[T.int32] = pair // num_kv_heads
-            kv_head: T.let[T.int32] = pair % num_kv_heads
+        # As many chunks as the longest sequence could need (its pages are among nnz_pages), and at least one.
+        partial_out = T.alloc_buffer((B, _chunks(nnz_pages), num_q_heads, head_dim), "float32")
+        partial_state = T.alloc_buffer((B, _chunks(nnz_pages), num_q_heads, 2), "float32")  # running maximum, sum
+        chunks: T.let[T.int32] = _chunks(nnz_pages)
+        for task in T.parallel(B * chunks):
+            b: T.let[T.int32] = task // chunks
+            chunk: T.let[T.int32] = task % chunks
             begin: T.let[T.int32] = page_indptr[b]
             length: T.let[T.int32] = cached.count(page_indptr, length_info, b)
             attend(
-                group_size, lambda r, d: Q[b, kv_head * group_size + r, d], length,
+                num_kv_heads, group_size, lambda h, r, d: Q[b, h * group_size + r, d],
+                T.min(chunk * TILES_PER_CHUNK, T.ceildiv(length, KEYS_PER_TILE)),
+                T.min((chunk + 1) * TILES_PER_CHUNK, T.ceildiv(length, KEYS_PER_TILE)), length,
                 cached.tile_start(page_values, begin),
-                cached.reader(pages, page_values, begin, length_info, b, kv_head, 0),
-                cached.reader(pages, page_values, begin, length_info, b, kv_head, 1),
-                lambda r, d, value: T.buffer_store(output, value, [b, kv_head * group_size + r, d]),
-                lambda r, value: T.buffer_store(lse, value, [b, kv_head * group_size + r]),
+                cached.reader(pages, page_values, begin, length_info, b, 0),
+                cached.reader(pages, page_values, begin, length_info, b, 1),
+                lambda h, r, d, value, total: T.buffer_store(
+                    partial_out, value, [b, chunk, h * group_size + r, d]),
+                lambda h, r, maximum, total: _store_state(
+                    partial_state, [b, chunk, h * group_size + r], maximum, total),
                 sm_scale)
+        # The chunks' states, merged in chunk order (one chunk: the output divided by its sum, bit for bit).
+        for row in T.serial(B * num_q_heads):
+            with T.sblock("merge"):
+                T.reads()
+                T.writes()
+                b: T.let[T.int32] = row // num_q_heads
+                head: T.let[T.int32] = row % num_q_heads
+                used: T.let[T.int32] = _chunks(T.ceildiv(cached.count(page_indptr, length_info, b), KEYS_PER_TILE))
+                merged = T.sblock_alloc_buffer((head_dim,), "float32")
+                total = T.sblock_alloc_buffer((3,), "float32")  # maximum, sum, the chunk's weight
+                total[0] = partial_state[b, 0, head, 0]
+                for chunk in T.serial(1, used):
+                    total[0] = T.max(total[0], partial_state[b, chunk, head, 0])
+                total[1] = T.float32(0)
+                for d in T.vectorized(head_dim):
+                    merged[d] = T.float32(0)
+                for chunk in T.serial(used):
+                    total[2] = T.exp2(partial_state[b, chunk, head, 0] - total[0])
+                    total[1] = total[1] + partial_state[b, chunk, head, 1] * total[2]
+                    for d in T.vectorized(head_dim):
+                        merged[d] = merged[d] + partial_out[b, chunk, head, d] * total[2]
+                for d in T.vectorized(head_dim):
+                    output[b, head, d] = merged[d] / total[1]
+                lse[b, head] = total[0] + T.log2(total[1])
 
     return batch_decode_paged_kv_cpu
+
+
+def _chunks(tiles):
+    """The decode tasks of a sequence of `tiles` tiles of keys: at least one, whose empty state merges to nothing."""
+    return T.max(1, T.ceildiv(tiles, TILES_PER_CHUNK))
+
+
+def _store_state(buffer, index: list, maximum, total) -> None:
+    """A decode task's state_out: its rows' running maximum and sum, for the merge."""
+    T.buffer_store(buffer, maximum, index + [0])
+    T.buffer_store(buffer, total, index + [1])
 
 
 def _visible_keys(causal, row, kv_length, q_length):
@@ -304,14 +366,19 @@ def prefill_paged_kernel(num_kv_heads: int, num_q_heads: int, head_dim: int, pag
                 row: T.let[T.int32] = pair // num_kv_heads
                 kv_head: T.let[T.int32] = pair % num_kv_heads
                 first: T.let[T.int32] = _first_windowed_key(causal, row, kv_length, sliding_window) if sliding else 0
+                visible: T.let[T.int32] = (
+                    kv_length - first if sliding else _visible_keys(causal, row, kv_length, q_length))
                 attend(
-                    group_size, lambda r, d: q[q_start + row, kv_head * group_size + r, d],
-                    kv_length - first if sliding else _visible_keys(causal, row, kv_length, q_length),
-                    cached.tile_start(page_values, begin),
-                    cached.reader(pages, page_values, begin, length_info, b, kv_head, 0, first),
-                    cached.reader(pages, page_values, begin, length_info, b, kv_head, 1, first),
-                    lambda r, d, value: T.buffer_store(output, value, [q_start + row, kv_head * group_size + r, d]),
-                    lambda r, value: T.buffer_store(lse, value, [q_start + row, kv_head * group_size + r]),
+                    1, group_size, lambda h, r, d: q[q_start + row, kv_head * group_size + r, d],
+                    0, T.ceildiv(visible, KEYS_PER_TILE), visible, cached.tile_start(page_values, begin),
+                    lambda h, start, j, d: cached.reader(pages, page_values, begin, length_info, b, 0, first)(
+                        kv_head, start, j, d),
+                    lambda h, start, j, d: cached.reader(pages, page_values, begin, length_info, b, 1, first)(
+                        kv_head, start, j, d),
+                    lambda h, r, d, value, total: T.buffer_store(
+                        output, value / total, [q_start + row, kv_head * group_size + r, d]),
+                    lambda h, r, maximum, total: T.buffer_store(
+                        lse, maximum + T.log2(total), [q_start + row, kv_head * group_size + r]),
                     sm_scale)
 
     return batch_prefill_paged_kv_cpu
@@ -354,14 +421,15 @@ def prefill_ragged_kernel(num_kv_heads: int, num_q_heads: int, head_dim: int) ->
             for pair in T.parallel(q_length * num_kv_heads):
                 row: T.let[T.int32] = pair // num_kv_heads
                 kv_head: T.let[T.int32] = pair % num_kv_heads
+                visible: T.let[T.int32] = _visible_keys(causal, row, kv_length, q_length)
                 attend(
-                    group_size, lambda r, d: q[q_start + row, kv_head * group_size + r, d],
-                    _visible_keys(causal, row, kv_length, q_length),
-                    lambda tile: kv_start + tile * KEYS_PER_TILE,
-                    lambda first, j, d: k[first + j, kv_head, d],
-                    lambda first, j, d: v[first + j, kv_head, d],
-                    lambda r, d, value: T.buffer_store(output, value, [q_start + row, kv_head * group_size + r, d]),
-                    lambda r, value: T.buffer_store(lse, value, [q_start + row, kv_head * group_size + r]),
+                    1, group_size, lambda h, r, d: q[q_start + row, kv_head * group_size + r, d],
+                    0, T.ceildiv(visible, KEYS_PER_TILE), visible, lambda tile: kv_start + tile * KEYS_PER_TILE,
+                    lambda h, first, j, d: k[first + j, kv_head, d], lambda h, first, j, d: v[first + j, kv_head, d],
+                    lambda h, r, d, value, total: T.buffer_store(
+                        output, value / total, [q_start + row, kv_head * group_size + r, d]),
+                    lambda h, r, maximum, total: T.buffer_store(
+                        lse, maximum + T.log2(total), [q_start + row, kv_head * group_size + r]),
                     sm_scale)
 
     return batch_prefill_ragged_kv_cpu

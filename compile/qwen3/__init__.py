@@ -6,7 +6,7 @@ from functools import partial
 from compile.architecture import Architecture
 from compile.layers import CausalLM
 from compile.weights import decoder_params
-from models.llama import LlamaConfig, hf_weight_shapes
+from models.llama import GGUFLayout, LlamaConfig, hf_weight_shapes, read_llama
 from models.quantization import Weight
 
 QK_NORMS = ("self_attn.q_norm.weight", "self_attn.k_norm.weight")
@@ -29,6 +29,10 @@ def qwen3_params(config: LlamaConfig, weights: dict[str, Weight]) -> Iterator[tu
             yield f"model.layers.{i}.{norm}", weights[f"model.layers.{i}.{norm}"]
 
 
+# llama.cpp's converter keeps Qwen's Q/K rows as they are (its RoPE for Qwen is NEOX-style)
+GGUF_LAYOUT = GGUFLayout("qwen3", permuted_qk=False, implied={"model_type": "qwen3"}, weight_shapes=qwen3_weight_shapes,
+                         extra_block_tensors={"attn_q_norm": "self_attn.q_norm", "attn_k_norm": "self_attn.k_norm"})
+
 ARCHITECTURE = Architecture(
     name="qwen3",
     hf_model_types=("qwen3",),
@@ -36,4 +40,6 @@ ARCHITECTURE = Architecture(
     weight_shapes=qwen3_weight_shapes,
     module=partial(CausalLM, qk_norm=True),
     params=qwen3_params,
+    gguf_architecture=GGUF_LAYOUT.architecture,
+    read_gguf=partial(read_llama, layout=GGUF_LAYOUT),
 )

@@ -2,6 +2,7 @@
 // set by this script's query:
 //   ?quota=BYTES                        navigator.storage.estimate() reports that quota, nothing used yet
 //   ?maxStorageBufferBindingSize=BYTES  the GPU adapter's and device's limit (GPUSupportedLimits)
+//   ?hardwareAdapter                    the adapter says it is not a software one (SwiftShader is)
 import "/static/worker.js";
 
 const params = new URL(import.meta.url).searchParams;
@@ -13,4 +14,7 @@ if (params.has("maxStorageBufferBindingSize") && self.GPUSupportedLimits) {
   const value = Number(params.get("maxStorageBufferBindingSize"));
   Object.defineProperty(GPUSupportedLimits.prototype, "maxStorageBufferBindingSize", { get: () => value,
     configurable: true });
+}
+if (params.has("hardwareAdapter") && self.GPUAdapterInfo) {
+  Object.defineProperty(GPUAdapterInfo.prototype, "isFallbackAdapter", { get: () => false, configurable: true });
 }

@@ -1,6 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { collectCompletion, completionMeta, choiceChunk, usageChunk, usageOf } from "../src/engine/completion.js";
+import {
+  collectCompletion, collectTextCompletion, completionMeta, choiceChunk, textChunk, usageChunk, usageOf,
+} from "../src/engine/completion.js";
 
 const RESULT = {
   finishReasons: ["stop"], promptTokens: 40, cachedTokens: 30, prefillTokens: 10, completionTokens: 5,
@@ -56,4 +58,18 @@ test("several choices, streamed one after the other, are collected by index with
     { index: 1, message: { role: "assistant", content: "c" }, logprobs: { content: [lp("c"), lp("d")], refusal: null },
       finish_reason: "length" },
   ]);
+});
+
+test("a legacy completion's chunks and the Completion collected from them have OpenAI's shape", () => {
+  const meta = completionMeta("m", "cmpl");
+  assert.match(meta.id, /^cmpl-/);
+  const usage = usageOf(RESULT);
+  const chunks = [textChunk(meta, 0, " Paris"), textChunk(meta, 0, "."), textChunk(meta, 0, "", "length"),
+    usageChunk(meta, usage, "text_completion")];
+  assert.deepEqual(chunks[0], { ...meta, object: "text_completion",
+    choices: [{ index: 0, text: " Paris", logprobs: null, finish_reason: null }] });
+  assert.deepEqual(collectTextCompletion(chunks), {
+    ...meta, object: "text_completion", choices: [{ index: 0, text: " Paris.", logprobs: null, finish_reason: "length" }],
+    usage,
+  });
 });

@@ -135,3 +135,26 @@ for (const [how, crash, code] of [
     assert.equal(engine.device, "wasm");
   });
 }
+
+test("a base model (no chat template): chat is refused with an OpenAI-shaped error, completions reach the worker",
+  async () => {
+    const { engine, workers } = startEngine();
+    const loading = engine.load(GOOD);
+    workers[0].answer(0, { type: Reply.result, value: { ...INFO, chatTemplate: false } });
+    await loading;
+    const worker = workers[0];
+    worker.sent.length = 0;
+    await assertRejects(engine.chat.completions.create({ messages }), InvalidRequestError,
+      { type: "invalid_request_error", code: "model_not_chat", param: "messages" });
+    assert.deepEqual(worker.sent, []);
+    const created = engine.completions.create({ prompt: "Once upon", max_tokens: 2 });
+    assert.deepEqual([worker.sent[0].op, worker.sent[0].request.prompt, worker.sent[0].request.maxTokens],
+      [Op.chat, "Once upon", 2]);
+    worker.answer(0, { type: Reply.started });
+    const meta = { id: "cmpl-1", created: 1, model: "m" };
+    worker.answer(0, { type: Reply.chunk, chunk: { ...meta, object: "text_completion",
+      choices: [{ index: 0, text: " a time", logprobs: null, finish_reason: "length" }] } });
+    worker.answer(0, { type: Reply.chunk, chunk: { ...meta, object: "text_completion", choices: [], usage: {} } });
+    worker.answer(0, { type: Reply.result, value: null });
+    assert.equal((await created).choices[0].text, " a time");
+  });

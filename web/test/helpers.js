@@ -56,7 +56,9 @@ export class ScriptedModel {
 }
 
 export const GOOD = "http://127.0.0.1:8000/bundles/0ffebf7013271dba/";
-export const INFO = { bundleId: "0ffebf7013271dba", model: "m", device: "wasm", vocabSize: 100, temperature: 1, topP: 1 };
+export const INFO = {
+  bundleId: "0ffebf7013271dba", model: "m", device: "wasm", chatTemplate: true, vocabSize: 100, temperature: 1, topP: 1,
+};
 
 /** Records what the engine sends it and answers as the test says. */
 export class StandInWorker {

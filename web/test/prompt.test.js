@@ -1,5 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { ChatTemplate } from "../src/engine/prompt.js";
 import { BundleError } from "../src/engine/errors.js";
 
@@ -29,4 +30,12 @@ test("special tokens given as {content} objects, and a missing template", () => 
     bos_token: { content: "<s>" }, eos_token: "</s>" });
   assert.equal(template.render([{ role: "user", content: "x" }]), "<s>x</s>");
   assert.throws(() => new ChatTemplate({}), (e) => e instanceof BundleError && e.code === "bundle_invalid");
+});
+
+test("a Gemma-style turn template (BOS, system folded into the first turn, slices, filters) renders as "
+  + "transformers' apply_chat_template", () => {
+  const recorded = JSON.parse(readFileSync(new URL("../../tests/fixtures/gemma3_270m_tokenizer.json", import.meta.url),
+    "utf8"));
+  const template = new ChatTemplate({ chat_template: recorded.chat_template, bos_token: "<bos>", eos_token: "<eos>" });
+  for (const chat of recorded.chats) assert.equal(template.render(chat.messages), chat.prompt);
 });

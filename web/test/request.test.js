@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { validateChatRequest } from "../src/engine/request.js";
+import { validateChatRequest, validateCompletionRequest } from "../src/engine/request.js";
 import { InvalidRequestError } from "../src/engine/errors.js";
 
 const MODEL = { vocabSize: 100, temperature: 0.2, topP: 0.9 };
@@ -143,4 +143,25 @@ test("invalid tools, tool_choice and tool messages name their parameter", () => 
   rejects(call({ name: "get_weather" }), "messages[1].tool_calls[0]");
   rejects({ messages: [...messages, { role: "assistant", tool_calls: [] }] }, "messages[1].tool_calls");
   rejects({ messages: [...messages, { role: "tool", tool_call_id: "call_1", content: "x" }] }, "messages[1].tool_call_id");
+});
+
+test("a legacy completion: the prompt, OpenAI's default of 16 tokens, the chat-only features off", () => {
+  assert.deepEqual(validateCompletionRequest({ prompt: "Once", stop: ["\n"], seed: 1, stream: true }, MODEL), {
+    messages: null, prompt: "Once", maxTokens: 16, temperature: 0.2, topP: 0.9, seed: 1, stop: ["\n"],
+    frequencyPenalty: 0, presencePenalty: 0, logitBias: [], n: 1, topLogprobs: null, responseFormat: null, tools: null,
+    stream: true, includeUsage: false,
+  });
+  assert.equal(validateCompletionRequest({ prompt: "Once", max_tokens: 3 }, MODEL).maxTokens, 3);
+});
+
+test("a legacy completion without a prompt, or with a chat's fields, is refused", () => {
+  const refused = (request, param, code = "invalid_value") => assert.throws(
+    () => validateCompletionRequest(request, MODEL),
+    (error) => error instanceof InvalidRequestError && error.param === param && error.code === code);
+  refused({}, "prompt", "missing_required_parameter");
+  refused({ prompt: "" }, "prompt");
+  refused({ prompt: ["a", "b"] }, "prompt");
+  refused({ prompt: "a", messages }, "messages", "unsupported_parameter");
+  refused({ prompt: "a", tools: [] }, "tools", "unsupported_parameter");
+  refused({ prompt: "a", temperature: 9 }, "temperature");
 });

@@ -1,11 +1,22 @@
-// OpenAI ChatCompletion / ChatCompletionChunk objects. The worker produces chunks only (one way to generate);
-// a non-streaming create() collects them into a ChatCompletion.
+// OpenAI ChatCompletion / ChatCompletionChunk objects, and the legacy Completion ("text_completion") objects of
+// completions.create(). The worker produces chunks only (one way to generate); a non-streaming create() collects
+// them into a ChatCompletion or a Completion.
 
 /** @typedef {{id: string, created: number, model: string}} CompletionMeta */
 
-/** @param {string} model @returns {CompletionMeta} */
-export function completionMeta(model) {
-  return { id: `chatcmpl-${crypto.randomUUID()}`, created: Math.floor(Date.now() / 1000), model };
+/** @param {string} model @param {"chatcmpl" | "cmpl"} [kind] chat or legacy completion @returns {CompletionMeta} */
+export function completionMeta(model, kind = "chatcmpl") {
+  return { id: `${kind}-${crypto.randomUUID()}`, created: Math.floor(Date.now() / 1000), model };
+}
+
+/**
+ * A legacy completion's chunk: one choice's new text, or (with `finishReason`) its end.
+ * @param {CompletionMeta} meta @param {number} index @param {string} text
+ * @param {import("./generation.js").FinishReason | null} [finishReason]
+ */
+export function textChunk(meta, index, text, finishReason = null) {
+  const choice = { index, text, logprobs: null, finish_reason: finishReason };
+  return { ...meta, object: "text_completion", choices: [choice] };
 }
 
 /**
@@ -47,8 +58,8 @@ export function toolCallChunks(meta, index, { content, calls }, logprobs, finish
 }
 
 /** The last chunk of a stream with stream_options.include_usage: no choices, the usage. */
-export function usageChunk(meta, usage) {
-  return { ...meta, object: "chat.completion.chunk", choices: [], usage };
+export function usageChunk(meta, usage, object = "chat.completion.chunk") {
+  return { ...meta, object, choices: [], usage };
 }
 
 /** OpenAI usage, with the KV reuse (prompt_tokens_details.cached_tokens) and timings (extra, as WebLLM). */
@@ -91,4 +102,18 @@ export function collectCompletion(chunks) {
   for (const choice of choices) if (choice.message.tool_calls && !choice.message.content) choice.message.content = null;
   const { id, created, model } = chunks[0];
   return { id, object: "chat.completion", created, model, choices, usage: chunks.find((c) => c.usage)?.usage };
+}
+
+/** A legacy Completion from the chunks of one stream (with the usage chunk): each choice's text joined. */
+export function collectTextCompletion(chunks) {
+  const choices = [];
+  for (const chunk of chunks) {
+    for (const { index, text, finish_reason: finishReason } of chunk.choices) {
+      const choice = choices[index] ??= { index, text: "", logprobs: null, finish_reason: null };
+      choice.text += text;
+      choice.finish_reason = finishReason ?? choice.finish_reason;
+    }
+  }
+  const { id, created, model } = chunks[0];
+  return { id, object: "text_completion", created, model, choices, usage: chunks.find((c) => c.usage)?.usage };
 }

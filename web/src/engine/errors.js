@@ -30,11 +30,17 @@ export class InvalidRequestError extends EngineError {
 
 /** The prompt (plus max_tokens) does not fit the model's context window. */
 export class ContextLengthExceededError extends EngineError {
-  /** @param {string} message */
-  constructor(message) {
-    super(message, { type: "invalid_request_error", code: "context_length_exceeded", param: "messages" });
+  /** @param {string} message @param {"messages" | "prompt"} [param] */
+  constructor(message, param = "messages") {
+    super(message, { type: "invalid_request_error", code: "context_length_exceeded", param });
   }
 }
+
+/** What chat.completions.create() (and promptIds(messages)) throws for a model without a chat template.
+ * @param {string} model */
+export const notAChatModel = (model) => new InvalidRequestError(`${model} has no chat template (it is a base `
+  + "model, not a chat model): continue a text with engine.completions.create({prompt}) instead", "messages",
+  "model_not_chat");
 
 /** chat.completions.create() before load() finished, or after unload(). */
 export class ModelNotLoadedError extends EngineError {

@@ -6,13 +6,14 @@
 //   await engine.load("/bundles/<bundle_id>/", {onProgress: (p) => console.log(p.stage, p.fraction)});
 //   const reply = await engine.chat.completions.create({messages: [{role: "user", content: "Hi"}]});
 //   for await (const chunk of await engine.chat.completions.create({messages, stream: true})) ...
+//   const text = await engine.completions.create({prompt: "Once upon a time", max_tokens: 32}); // a base model
 import { deleteCachedBundle, listCachedBundles } from "./bundle-cache.js";
-import { collectCompletion } from "./completion.js";
+import { collectCompletion, collectTextCompletion } from "./completion.js";
 import {
-  AbortError, EngineCrashedError, InvalidRequestError, ModelNotLoadedError, fromWire, toWire,
+  AbortError, EngineCrashedError, InvalidRequestError, ModelNotLoadedError, fromWire, notAChatModel, toWire,
 } from "./errors.js";
 import { Op, Reply, isFinal } from "./protocol.js";
-import { validateChatRequest, validateMessages } from "./request.js";
+import { validateChatRequest, validateCompletionRequest, validateMessages } from "./request.js";
 
 export {
   AbortError, BundleError, ContextLengthExceededError, EngineCrashedError, EngineError, InternalEngineError,
@@ -26,11 +27,14 @@ export { engineFetch } from "./openai-fetch.js";
  * @typedef {{bundleId: string, model: string, quantization: string, device: "webgpu" | "wasm",
  *            library: "webgpu" | "wasm32" | "wasm32-relaxed",
  *            adapter: {vendor: string, architecture: string} | null, threads: number | null,
- *            threadsLimitedBy: string | null, contextWindowSize: number, vocabSize: number,
+ *            threadsLimitedBy: string | null, cpuBecause: string | null, contextWindowSize: number,
+ *            chatTemplate: boolean, vocabSize: number,
  *            temperature: number, topP: number, loadTimeS: number}} BundleInfo
  * `library`: which of the bundle's model libraries runs (on the CPU, relaxed SIMD where the browser has it);
  * `threads`: how many threads run the CPU library (null on WebGPU); `threadsLimitedBy`: why only one, when
- * more were wanted (a page that is not cross-origin isolated).
+ * more were wanted (a page that is not cross-origin isolated); `cpuBecause`: why device "auto" runs on the CPU
+ * although a hardware GPU is there (its WebGPU limits are too small for the model); `chatTemplate`: whether the
+ * model chats (false for a base model, which serves completions.create only).
  */
 
 const DEVICES = ["auto", "webgpu", "wasm"];
@@ -67,6 +71,7 @@ export class Engine {
     /** @type {EngineCrashedError | null} why the worker is gone, until load() starts another */
     this.crash = null;
     this.chat = { completions: { create: (request) => this.createCompletion(request) } };
+    this.completions = { create: (request) => this.createTextCompletion(request) };
     this.startWorker();
   }
 
@@ -174,13 +179,14 @@ export class Engine {
   }
 
   /**
-   * The prompt token ids the engine feeds the model for `messages` (the chat template, then the tokenizer).
-   * @param {Array<{role: string, content: string}>} messages
+   * The prompt token ids the engine feeds the model for chat `messages` (the chat template, then the tokenizer),
+   * or for a completion's `prompt` text (the BOS token first where the model wants one).
+   * @param {Array<{role: string, content: string}> | string} input
    * @returns {Promise<number[]>}
    */
-  async promptIds(messages) {
+  async promptIds(input) {
     this.checkLoaded();
-    return this.call({ op: Op.promptIds, messages: validateMessages(messages) });
+    return this.call({ op: Op.promptIds, input: typeof input === "string" ? input : validateMessages(input) });
   }
 
   checkLoaded() {
@@ -198,7 +204,25 @@ export class Engine {
   async createCompletion(request) {
     this.checkLoaded();
     const normalized = validateChatRequest(request, this.bundle);
-    const { signal } = request;
+    if (!this.bundle.chatTemplate) throw notAChatModel(this.bundle.model);
+    return this.generate(normalized, request.signal, collectCompletion);
+  }
+
+  /**
+   * OpenAI's legacy completions.create, for any model (a base model has no other): the prompt's continuation as a
+   * Completion ({choices: [{text, finish_reason}], usage}), or with `stream: true` an async iterable of its chunks
+   * ("text_completion" objects with `text`). prompt, max_tokens (default 16, as OpenAI), temperature, top_p,
+   * stop, seed, stream, stream_options and signal as in chat.completions.create.
+   */
+  async createTextCompletion(request) {
+    this.checkLoaded();
+    return this.generate(validateCompletionRequest(request, this.bundle), request.signal, collectTextCompletion);
+  }
+
+  /** Run a checked request in the worker: its chunks, or what `collect` makes of them when it is not streamed.
+   * @param {import("./request.js").NormalizedRequest} normalized @param {AbortSignal | undefined} signal
+   * @param {(chunks: any[]) => any} collect */
+  async generate(normalized, signal, collect) {
     if (signal?.aborted) {
       throw new AbortError("Request was aborted: its signal was aborted before it started", "request_aborted");
     }
@@ -222,7 +246,7 @@ export class Engine {
     if (!normalized.stream) {
       const all = [];
       for await (const chunk of chunks) all.push(chunk);
-      return collectCompletion(all);
+      return collect(all);
     }
     return normalized.includeUsage ? chunks : withoutUsage(chunks);
   }

@@ -4,8 +4,8 @@
 // Page -> worker (`id` numbers a call; the worker answers it with events and one result or error):
 //   {op: Op.load, id, bundleUrl (absolute), device: "auto" | "webgpu" | "wasm", threads: number | undefined}
 //                                                                             -> progress*, result (BundleInfo)
-//   {op: Op.chat, id, request: NormalizedRequest}                              -> started, chunk*, result (null)
-//   {op: Op.promptIds, id, messages}                                           -> result (number[])
+//   {op: Op.chat, id, request: NormalizedRequest (messages, or a legacy prompt)} -> started, chunk*, result (null)
+//   {op: Op.promptIds, id, input: messages or a completion's prompt text}      -> result (number[])
 //   {op: Op.unload, id}                                                        -> result (null)
 //   {op: Op.abort, target}  ends chat `target` (finish_reason "abort"); no reply
 //   {op: Op.interrupt}      ends every queued and running chat; no reply

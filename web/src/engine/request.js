@@ -19,12 +19,14 @@ const MAX_TOP_LOGPROBS = 20; // as OpenAI
  *            toolCalls?: import("./tools.js").ToolCall[], toolCallId?: string}} ChatMessage  toolCalls: an assistant's
  *   calls; toolCallId: the call a tool message answers
  * @typedef {{
- *   messages: ChatMessage[], maxTokens: number | null, temperature: number, topP: number, seed: number | null,
- *   stop: string[], frequencyPenalty: number, presencePenalty: number, logitBias: Array<[number, number]>,
+ *   messages: ChatMessage[] | null, prompt?: string, maxTokens: number | null, temperature: number,
+ *   topP: number, seed: number | null, stop: string[], frequencyPenalty: number, presencePenalty: number,
+ *   logitBias: Array<[number, number]>,
  *   n: number, topLogprobs: number | null, responseFormat: ResponseFormat | null,
  *   tools: import("./tools.js").Tools | null, stream: boolean,
  *   includeUsage: boolean,
- * }} NormalizedRequest  topLogprobs: null without logprobs, else how many alternatives to list per token (0-20)
+ * }} NormalizedRequest  topLogprobs: null without logprobs, else how many alternatives to list per token (0-20);
+ *   a chat has messages, a (legacy) completion a prompt instead
  * @typedef {{type: "json_object"} | {type: "json_schema", name: string, schema: string}} ResponseFormat  output
  *   constrained to any JSON object, or to JSON that validates against `schema` (JSON text)
  * @typedef {{vocabSize: number, temperature: number, topP: number}} ModelLimits  the loaded model's vocabulary
@@ -82,6 +84,36 @@ export function validateChatRequest(request, model) {
     stream,
     includeUsage: given("stream_options") ? includeUsage(request.stream_options) : false,
   };
+}
+
+const COMPLETION_KNOWN = new Set([
+  "prompt", "model", "max_tokens", "temperature", "top_p", "seed", "stop", "stream", "stream_options", "signal",
+]);
+const COMPLETION_MAX_TOKENS = 16; // OpenAI's default for legacy completions
+
+/**
+ * OpenAI's legacy completions.create() request (a base model's prompt continued): the same NormalizedRequest as a
+ * chat's, with `prompt` instead of messages and the chat-only features off.
+ * @param {any} request an OpenAI CompletionCreateParams object (plus `signal`), prompt a string
+ * @param {ModelLimits} model
+ * @returns {NormalizedRequest}
+ */
+export function validateCompletionRequest(request, model) {
+  if (request === null || typeof request !== "object" || Array.isArray(request)) {
+    throw new InvalidRequestError("The request must be an object", null);
+  }
+  for (const key of Object.keys(request)) {
+    if (!COMPLETION_KNOWN.has(key)) {
+      throw new InvalidRequestError(`Unsupported parameter: '${key}'`, key, "unsupported_parameter");
+    }
+  }
+  const { prompt, ...rest } = request;
+  if (typeof prompt !== "string" || prompt === "") {
+    throw new InvalidRequestError("prompt must be a non-empty string", "prompt",
+      prompt === undefined ? "missing_required_parameter" : "invalid_value");
+  }
+  const chat = validateChatRequest({ ...rest, messages: [{ role: "user", content: prompt }] }, model);
+  return { ...chat, messages: null, prompt, maxTokens: chat.maxTokens ?? COMPLETION_MAX_TOKENS };
 }
 
 /** @returns {ChatMessage[]} */

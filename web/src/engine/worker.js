@@ -4,9 +4,9 @@
 // takes and sends are defined in protocol.js.
 import { Tokenizer } from "./tokenizer.js";
 import { BundleStore } from "./bundle-store.js";
-import { choiceChunk, completionMeta, toolCallChunks, usageChunk, usageOf } from "./completion.js";
+import { choiceChunk, completionMeta, textChunk, toolCallChunks, usageChunk, usageOf } from "./completion.js";
 import {
-  ContextLengthExceededError, EngineError, ModelNotLoadedError, WebGPUUnavailableError, toWire,
+  ContextLengthExceededError, EngineError, ModelNotLoadedError, WebGPUUnavailableError, notAChatModel, toWire,
 } from "./errors.js";
 import { generate } from "./generation.js";
 import { GrammarCompiler } from "./grammar.js";
@@ -21,9 +21,10 @@ import { ToolCallStream, templateInput, toolCallGrammar } from "./tools.js";
 import { TVMModel, checkWebGPULimits, requestWebGPU } from "./tvm-model.js";
 
 
-/** @type {null | {model: TVMModel, tokenizer: Tokenizer, plainTokenizer: Tokenizer, prompts: PromptEncoder,
- *                 info: any, stopTokenIds: Set<number>, stopStrings: string[], tokenTable: TokenTable,
- *                 grammars: Promise<GrammarCompiler> | null}} */
+/** @type {null | {model: TVMModel, tokenizer: Tokenizer, plainTokenizer: Tokenizer, prompts: PromptEncoder | null,
+ *                 bosTokenId: number | null, info: any, stopTokenIds: Set<number>, stopStrings: string[],
+ *                 tokenTable: TokenTable, grammars: Promise<GrammarCompiler> | null}}
+ * prompts: null for a model without a chat template */
 let loaded = null;
 let queue = Promise.resolve();
 const pendingChats = new Set(); // ids of chats queued or running
@@ -49,7 +50,8 @@ self.onmessage = ({ data }) => {
       enqueue(data.id, () => chat(data));
       return;
     case Op.promptIds:
-      enqueue(data.id, async () => promptIdsOf(data.messages));
+      enqueue(data.id, async () => (typeof data.input === "string" ? completionPromptIds(data.input)
+        : promptIdsOf(data.input)));
       return;
   }
 };
@@ -74,25 +76,36 @@ function enqueue(id, task) {
 
 /**
  * Which device runs the model: "webgpu" or "wasm" when asked for; with "auto", WebGPU on a hardware adapter
- * and the CPU otherwise (no WebGPU, or only a software adapter such as SwiftShader: there the same CPU runs
- * the WebAssembly SIMD library several times faster). Returns the GPU too when it is WebGPU.
+ * whose limits hold the bundle's largest weight, and the CPU otherwise (no WebGPU; only a software adapter such as
+ * SwiftShader, where the same CPU runs the WebAssembly SIMD library several times faster; or a GPU too small for the
+ * model, `cpuBecause` says so). Returns the GPU too when it is WebGPU. Asked for WebGPU, limits too small fail here,
+ * before the weights are fetched.
  * @param {"auto" | "webgpu" | "wasm"} requested @param {import("./manifest.js").Manifest} manifest
+ * @param {object} tensorCache the bundle's tensor-cache.json
  */
-async function chooseDevice(requested, manifest) {
+async function chooseDevice(requested, manifest, tensorCache) {
   const cpuPossible = requested !== "webgpu" && hasModelLibrary(manifest, "wasm32");
-  if (requested === "wasm") return { device: "wasm", gpu: null };
+  const cpu = (cpuBecause) => ({ device: "wasm", gpu: null, cpuBecause });
+  if (requested === "wasm") return cpu(null);
   let gpu;
   try {
     gpu = await requestWebGPU();
   } catch (error) {
-    if (cpuPossible && error instanceof WebGPUUnavailableError) return { device: "wasm", gpu: null };
+    if (cpuPossible && error instanceof WebGPUUnavailableError) return cpu(null);
     throw error;
   }
   if (cpuPossible && gpu.adapterInfo?.isFallbackAdapter) {
     gpu.device.destroy();
-    return { device: "wasm", gpu: null };
+    return cpu(null);
   }
-  return { device: "webgpu", gpu };
+  try {
+    checkWebGPULimits(gpu.device, tensorCache, `${manifest.model}-${manifest.quantization}`);
+  } catch (error) {
+    gpu.device.destroy();
+    if (cpuPossible && error instanceof WebGPUUnavailableError) return cpu("the GPU's WebGPU limits are too small");
+    throw error;
+  }
+  return { device: "webgpu", gpu, cpuBecause: null };
 }
 
 /** The kind of model library that runs on `device`: on the CPU, the relaxed-SIMD build where the browser has
@@ -117,7 +130,8 @@ async function load({ id, bundleUrl, device: requested, threads: requestedThread
   const progress = (p) => post({ id, type: Reply.progress, progress: p });
   const store = await BundleStore.open(bundleUrl, progress);
   const { manifest } = store;
-  const { device, gpu } = await chooseDevice(requested, manifest);
+  const tensorCache = await store.readJson("tensor-cache.json");
+  const { device, gpu, cpuBecause } = await chooseDevice(requested, manifest, tensorCache);
   if (gpu) reportDeviceLoss(gpu.device);
   let tokenizers = null;
   try {
@@ -127,11 +141,11 @@ async function load({ id, bundleUrl, device: requested, threads: requestedThread
     }
     await store.checkQuota();
     const chatConfig = await store.readJson("mlc-chat-config.json");
-    const template = new ChatTemplate(await store.readJson("tokenizer_config.json"));
+    const tokenizerConfig = await store.readJson("tokenizer_config.json");
+    // a base model has no chat template: it serves completions only
+    const template = typeof tokenizerConfig.chat_template === "string" ? new ChatTemplate(tokenizerConfig) : null;
     const tokenizerJson = await store.readJson("tokenizer.json");
     tokenizers = await loadTokenizers(tokenizerJson);
-    const tensorCache = await store.readJson("tensor-cache.json");
-    if (gpu) checkWebGPULimits(gpu.device, tensorCache, `${manifest.model}-${manifest.quantization}`);
     const library = await store.read(modelLibrary(manifest, kind).path);
     const compiling = () => progress({ stage: "compile", text: "Compiling WebGPU shaders", loadedBytes: store.loadedBytes,
       totalBytes: store.totalBytes, fraction: store.loadedBytes / store.totalBytes });
@@ -148,7 +162,9 @@ async function load({ id, bundleUrl, device: requested, threads: requestedThread
       adapter: gpu ? { vendor: gpu.adapterInfo?.vendor ?? "", architecture: gpu.adapterInfo?.architecture ?? "" } : null,
       threads: cpu?.threads ?? null,
       threadsLimitedBy: cpu?.limitedBy ?? null,
+      cpuBecause,
       contextWindowSize: model.contextWindowSize,
+      chatTemplate: template !== null,
       vocabSize: chatConfig.vocab_size,
       temperature: chatConfig.temperature ?? 1,
       topP: chatConfig.top_p ?? 1,
@@ -158,7 +174,8 @@ async function load({ id, bundleUrl, device: requested, threads: requestedThread
       model, info,
       tokenizer: tokenizers.full,
       plainTokenizer: tokenizers.plain,
-      prompts: new PromptEncoder(template, tokenizers.plain, tokenizers.special),
+      prompts: template && new PromptEncoder(template, tokenizers.plain, tokenizers.special),
+      bosTokenId: tokenizerConfig.add_bos_token ? tokenizerConfig.bos_token_id : null,
       stopTokenIds: new Set([chatConfig.eos_token_id ?? [], conv.stop_token_ids ?? []].flat()),
       stopStrings: conv.stop_str ?? [],
       tokenTable: new TokenTable(tokenizerJson, chatConfig.vocab_size,
@@ -204,16 +221,19 @@ function unload() {
   return null;
 }
 
-/** @param {{id: number, request: import("./request.js").NormalizedRequest}} message */
+/** A chat (request.messages) or a legacy completion (request.prompt: its chunks are "text_completion" ones).
+ * @param {{id: number, request: import("./request.js").NormalizedRequest}} message */
 async function chat({ id, request }) {
   if (!loaded) throw new ModelNotLoadedError();
   const { model, tokenizer, info } = loaded;
-  const promptIds = promptIdsOf(request.messages, request.tools);
+  const legacy = request.prompt !== undefined;
+  const promptIds = legacy ? completionPromptIds(request.prompt) : promptIdsOf(request.messages, request.tools);
   const room = model.contextWindowSize - promptIds.length;
   if (room < 1 || (request.maxTokens !== null && request.maxTokens > room)) {
+    const [what, take] = legacy ? ["prompt", "takes"] : ["messages", "take"];
+    const asked = request.maxTokens === null ? "" : ` and max_tokens asks for ${request.maxTokens} more`;
     throw new ContextLengthExceededError(`This model's context window is ${model.contextWindowSize} tokens; the `
-      + `messages take ${promptIds.length}${request.maxTokens === null ? "" : ` and max_tokens asks for ${request.maxTokens} more`}. `
-      + "Shorten the messages or lower max_tokens.");
+      + `${what} ${take} ${promptIds.length}${asked}. Shorten the ${what} or lower max_tokens.`, what);
   }
   // compiled before "started", so that a schema it cannot compile rejects create() itself
   const grammarStart = performance.now();
@@ -221,7 +241,7 @@ async function chat({ id, request }) {
   const constraint = grammar && await (await grammarCompiler()).constraint(grammar);
   const grammarInitS = (performance.now() - grammarStart) / 1000;
   post({ id, type: Reply.started });
-  const meta = completionMeta(info.model);
+  const meta = completionMeta(info.model, legacy ? "cmpl" : "chatcmpl");
   const send = (chunk) => post({ id, type: Reply.chunk, chunk });
   const logprobs = request.topLogprobs === null ? null
     : { top: request.topLogprobs, tokenBytes: (token) => loaded.tokenTable.bytes(token) };
@@ -231,6 +251,10 @@ async function chat({ id, request }) {
     stream: new ToolCallStream(request.tools.functions), logprobs: [],
   }));
   const onText = (text, tokens, index) => {
+    if (legacy) {
+      send(textChunk(meta, index, text));
+      return;
+    }
     const output = outputs?.[index];
     if (!output) {
       send(choiceChunk(meta, index, { content: text }, { logprobs: logprobs && tokens }));
@@ -244,6 +268,10 @@ async function chat({ id, request }) {
     }
   };
   const onFinish = (finishReason, index) => {
+    if (legacy) {
+      send(textChunk(meta, index, "", finishReason));
+      return;
+    }
     const output = outputs?.[index];
     if (!output) send(choiceChunk(meta, index, {}, { finishReason }));
     else for (const chunk of toolCallChunks(meta, index, output.stream.finish(), logprobs && output.logprobs, finishReason)) send(chunk);
@@ -262,13 +290,15 @@ async function chat({ id, request }) {
       logprobs,
       logitsProcessor: constraint,
       isAborted: () => aborted.has(id),
-      onChoice: (index) => send(choiceChunk(meta, index, { role: "assistant", content: "" })),
+      onChoice: (index) => {
+        if (!legacy) send(choiceChunk(meta, index, { role: "assistant", content: "" }));
+      },
       onText,
       onFinish,
     });
     const usage = usageOf(result);
     if (constraint) usage.extra.grammar_init_s = grammarInitS; // as WebLLM's
-    send(usageChunk(meta, usage));
+    send(usageChunk(meta, usage, legacy ? "text_completion" : "chat.completion.chunk"));
   } finally {
     constraint?.dispose();
   }
@@ -289,6 +319,15 @@ function grammarCompiler() {
  * text as plain text: see PromptEncoder). */
 function promptIdsOf(messages, tools = null) {
   if (!loaded) throw new ModelNotLoadedError();
+  if (!loaded.prompts) throw notAChatModel(loaded.info.model);
   const input = templateInput(messages, tools, loaded.prompts.template.takesTools);
   return loaded.prompts.encode(input.messages, input.tools);
+}
+
+/** The prompt token ids of a legacy completion: the BOS token first where the tokenizer adds one (Gemma's), then
+ * the text, in which special tokens are read as such (as transformers' tokenizer(text) does). */
+function completionPromptIds(prompt) {
+  if (!loaded) throw new ModelNotLoadedError();
+  const ids = Array.from(loaded.tokenizer.encode(prompt));
+  return loaded.bosTokenId === null ? ids : [loaded.bosTokenId, ...ids];
 }

@@ -1,4 +1,6 @@
-// The chat page: pick a bundle, load it with the in-browser engine, and chat with streaming answers.
+// The chat page: pick a bundle, load it with the in-browser engine, and chat with streaming answers. A model
+// without a chat template (a base model) cannot chat: the page says so, and continues the user's text instead
+// (engine.completions.create).
 import "./chat.css";
 import { chatFailedMessage, cpuFallbackText, findWebGPUProblem, loadFailedMessage, webgpuProblemText } from "./errors.js";
 import { bundleLoaderUi, createPageEngine, loadPickedBundle, pickedModelName } from "./bundle-loader.js";
@@ -12,6 +14,7 @@ const ui = {
   deviceInfo: $("device-info"),
   deviceInfoText: $("device-info-text"),
   deviceAdvice: $("device-advice"),
+  modeInfo: $("mode-info"),
   systemPrompt: $("system-prompt"),
   temperature: $("temperature"),
   maxTokens: $("max-tokens"),
@@ -29,6 +32,7 @@ const ui = {
 const state = {
   engine: null,
   loadedModel: null, // the name of the loaded bundle, as the picker gives it
+  chat: true, // whether the loaded model chats (it has a chat template); if not, the user's text is continued
   loading: false,
   generation: null, // the AbortController of the answer being streamed
   history: [], // {role, content} of the conversation so far, without the system prompt
@@ -50,6 +54,7 @@ function refreshControls() {
   ui.loadButton.disabled = busy || !hasBundles;
   ui.picker.disabled = busy || !hasBundles;
   ui.message.disabled = !state.loadedModel || state.loading;
+  ui.systemPrompt.disabled = !state.chat;
   ui.sendButton.disabled = !state.loadedModel || busy;
   ui.stopButton.disabled = state.generation === null;
 }
@@ -63,6 +68,7 @@ async function loadSelectedBundle() {
     state.engine ??= await createPageEngine();
     state.loadedModel = null; // load() replaces the loaded bundle, or leaves none when it fails
     state.loadedModel = await loadPickedBundle(state.engine, ui);
+    showMode(state.engine.bundle.chatTemplate);
   } catch (error) {
     console.error(error);
     showNotice(loadFailedMessage(error, modelName));
@@ -72,6 +78,18 @@ async function loadSelectedBundle() {
   }
   if (ui.cachedModels.open) showCachedModels();
   if (state.loadedModel) ui.message.focus();
+}
+
+/** Chat, or plain completion for a model without a chat template: said on the page, and in the message box. */
+function showMode(chat) {
+  if (chat !== state.chat) newChat(); // a conversation cannot go on as continuations, nor the other way
+  state.chat = chat;
+  ui.modeInfo.hidden = chat;
+  ui.modeInfo.textContent = chat ? "" : `${state.loadedModel} is a base model (it has no chat template): it does `
+    + "not chat, it continues the text you write. Each message is continued on its own; the system prompt is unused.";
+  ui.message.placeholder = chat ? "Ask something (Enter sends, Shift+Enter adds a line)"
+    : "Text for the model to continue (Enter sends, Shift+Enter adds a line)";
+  refreshControls();
 }
 
 // The bundles cached in this browser, each with a Delete button; shown while "Cached models" is open.
@@ -103,7 +121,7 @@ function appendMessage(role) {
   article.className = `message message-${role}`;
   const heading = document.createElement("h2");
   heading.className = "message-role";
-  heading.textContent = role === "user" ? "You" : "Assistant";
+  heading.textContent = { user: "You", assistant: "Assistant", continuation: "Continuation" }[role];
   const body = document.createElement("div");
   body.className = "message-body";
   article.append(heading, body);
@@ -136,13 +154,12 @@ function markdownRenderer(body) {
   };
 }
 
-function chatRequest(signal) {
-  const messages = [];
+/** The streamed request for the conversation so far, or (a base model) for `text` alone. */
+function generationRequest(text, signal) {
   const systemPrompt = ui.systemPrompt.value.trim();
-  if (systemPrompt) messages.push({ role: "system", content: systemPrompt });
-  messages.push(...state.history);
+  const messages = () => [...(systemPrompt ? [{ role: "system", content: systemPrompt }] : []), ...state.history];
   const request = {
-    messages,
+    ...(state.chat ? { messages: messages() } : { prompt: text }),
     stream: true,
     stream_options: { include_usage: true },
     max_tokens: Math.max(1, Math.round(Number(ui.maxTokens.value) || 256)),
@@ -156,9 +173,10 @@ function chatRequest(signal) {
 async function send(text) {
   clearNotice();
   const history = state.history; // New chat replaces it: a stopped answer must not land in the new one
-  history.push({ role: "user", content: text });
+  const { chat } = state;
+  if (chat) history.push({ role: "user", content: text });
   appendMessage("user").body.textContent = text;
-  const answer = appendMessage("assistant");
+  const answer = appendMessage(chat ? "assistant" : "continuation");
   answer.article.setAttribute("aria-busy", "true");
   answer.body.classList.add("pending");
   const renderer = markdownRenderer(answer.body);
@@ -172,9 +190,10 @@ async function send(text) {
   let finishReason = null;
   let failure = null;
   try {
-    const stream = await state.engine.chat.completions.create(chatRequest(controller.signal));
+    const request = generationRequest(text, controller.signal);
+    const stream = await (chat ? state.engine.chat.completions : state.engine.completions).create(request);
     for await (const chunk of stream) {
-      const delta = chunk.choices[0]?.delta?.content;
+      const delta = chat ? chunk.choices[0]?.delta?.content : chunk.choices[0]?.text;
       if (delta) {
         content += delta;
         answer.body.classList.remove("pending");
@@ -196,13 +215,13 @@ async function send(text) {
   if (failure) {
     console.error(failure);
     // The failed turn leaves the history, and its text goes back to the input to edit or resend.
-    history.pop();
+    if (chat) history.pop();
     answer.article.classList.add("message-failed");
     stats.textContent = chatFailedMessage(failure);
     stats.setAttribute("role", "alert");
     if (!ui.message.value) ui.message.value = text;
   } else {
-    if (content) history.push({ role: "assistant", content });
+    if (content && chat) history.push({ role: "assistant", content });
     const parts = [];
     if (stopped) parts.push("stopped");
     if (usage) parts.push(formatStats(usage, finishReason));

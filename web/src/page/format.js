@@ -34,7 +34,9 @@ export function formatDevice(info) {
   if (info.device === "wasm") {
     const threads = `${info.threads} thread${info.threads === 1 ? "" : "s"}`;
     const simd = info.library === "wasm32-relaxed" ? "relaxed SIMD" : "SIMD";
-    return `the CPU (WebAssembly ${simd}, ${threads}${info.threadsLimitedBy ? `: ${info.threadsLimitedBy}` : ""})`;
+    const limited = info.threadsLimitedBy ? `: ${info.threadsLimitedBy}` : "";
+    const because = info.cpuBecause ? `; ${info.cpuBecause} for this model` : "";
+    return `the CPU (WebAssembly ${simd}, ${threads}${limited}${because})`;
   }
   const adapter = [info.adapter?.vendor, info.adapter?.architecture].filter(Boolean).join(" ");
   return adapter ? `WebGPU (${adapter})` : "WebGPU";
