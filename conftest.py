@@ -15,6 +15,7 @@ from models.fetch import fetch_gguf
 from models.llama import LlamaConfig, hf_weight_shapes, read_llama
 from models.reference import NumpyLlama
 from models.registry import get_model
+from models.synthetic import add_decoder_metadata
 from models.tokenizer import write_tokenizer_files
 
 FIXTURES = Path(__file__).parent / "tests" / "fixtures"
@@ -113,18 +114,6 @@ def gguf_tensor_name(hf: str) -> str:
     _, _, layer, rest = hf.split(".", 3)
     module, suffix = rest.rsplit(".", 1)
     return f"blk.{layer}.{HF_TO_GGUF[module]}.{suffix}"
-
-
-def add_decoder_metadata(writer: gguf.GGUFWriter, config: LlamaConfig) -> None:
-    """The <arch>.* keys llama.cpp writes for every Llama-style decoder."""
-    writer.add_context_length(config.context_length)
-    writer.add_embedding_length(config.hidden_size)
-    writer.add_feed_forward_length(config.intermediate_size)
-    writer.add_block_count(config.num_hidden_layers)
-    writer.add_head_count(config.num_attention_heads)
-    writer.add_head_count_kv(config.num_key_value_heads)
-    writer.add_rope_freq_base(config.rope_theta)
-    writer.add_layer_norm_rms_eps(config.rms_norm_eps)
 
 
 @pytest.fixture

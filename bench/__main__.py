@@ -21,25 +21,21 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-from playwright.sync_api import sync_playwright
 from rich.console import Console
 from rich.table import Table
 from tokenizers import Tokenizer
 
 from bench.fidelity import (Fidelity, agreeing_ids, agreeing_text, reference_text_logits, teacher_forced,
                             text_ids)
-from bench.results import PeakMemory, Result, chromium_pids, cpu_model
-from bench.site import built_web_dist, ensure_bundle
+from bench.results import PeakMemory, Result, cpu_model
+from bench.site import bench_browser, ensure_bundle
 from bench.wllama import bench_wllama
 from compile.native import NativeModel, build_native_model
 from compile.pipeline import load_source
 from compile.quantization import DEFAULT_QUANTIZATION, QUANTIZATIONS, get_quantization
-from harness.browser import create_page_engine, launch_webgpu_chromium, open_engine_page
-from harness.server import BackgroundServer
 from models.fetch import resolve_gguf
 from models.reference import NumpyLlama
 from models.tokenizer import chat_prompt_ids
-from static_server import create_app
 
 # The lossless default and MLC's q4f32_1 (the default before it), to compare their speed on both libraries.
 BROWSER_QUANTIZATIONS = (DEFAULT_QUANTIZATION, "q4f32_1")
@@ -55,43 +51,6 @@ PROMPTS = [
     [{"role": "system", "content": "Write like a poet."}, {"role": "user", "content": "Describe the sea at night."}],
     [{"role": "system", "content": "Explain things simply."}, {"role": "user", "content": "How do plants make food?"}],
 ]
-
-
-def bench_browser(bundles_dir: Path, bundle, decode_tokens: int, device: str, threads: int | None) -> Result:
-    """The real server and page in headless Chromium, the engine on `device`: "webgpu" (on whatever adapter
-    Chromium finds) or "wasm" (the CPU library, WebAssembly SIMD, on `threads` threads)."""
-    web_dist = built_web_dist()
-    load = """async ([url, device, threads]) => {
-        const start = performance.now();
-        const info = await window.engine.load(url, threads === null ? {device} : {device, threads});
-        if (threads !== null && info.threads !== threads) throw new Error(`${info.threads} threads, not ${threads}`);
-        return {seconds: (performance.now() - start) / 1000, library: info.library};
-    }"""
-    bundle_url = f"/bundles/{bundle.bundle_id}/"
-    with BackgroundServer(create_app(bundles_dir, web_dist)) as server, sync_playwright() as playwright, \
-            PeakMemory(chromium_pids) as memory:
-        browser = launch_webgpu_chromium(playwright.chromium)
-        page = open_engine_page(browser.new_context(), server.url)  # a fresh profile: an empty Cache API
-        cold = page.evaluate(load, [bundle_url, device, threads])
-        page.reload()  # a new engine: everything comes from the Cache API
-        create_page_engine(page)
-        warm = page.evaluate(load, [bundle_url, device, threads])
-        # The first token and `decode_tokens` more, as the native rows and wllama generate.
-        completions = [page.evaluate("(r) => window.engine.chat.completions.create(r)", {
-            "messages": messages, "temperature": 0, "max_tokens": decode_tokens + 1}) for messages in PROMPTS]
-        adapter = page.evaluate("async () => (await navigator.gpu.requestAdapter()).info.architecture")
-        browser.close()
-    median = lambda key: statistics.median(c["usage"]["extra"][key] for c in completions)
-    library = warm["library"]  # the bundle's other libraries are never fetched
-    simd = "relaxed SIMD" if library == "wasm32-relaxed" else "SIMD"
-    engine = (f"browser WebGPU ({adapter})" if device == "webgpu"
-              else f"browser WASM CPU ({simd}, {threads} thread{'s' if threads > 1 else ''})")
-    loaded_bytes = sum(f["bytes"] for f in bundle.manifest["files"]
-                       if not f["path"].endswith(".wasm") or f["path"].endswith(f"-{library}.wasm"))
-    return Result(engine, bundle.manifest["quantization"], cold["seconds"], warm["seconds"],
-                  median("time_to_first_token_s"),
-                  median("prefill_tokens_per_s"), median("decode_tokens_per_s"), memory.peak, loaded_bytes,
-                  answers=[c["choices"][0]["message"]["content"] for c in completions])
 
 
 def measure_prompts(prefill, decode, prompts: list[list[int]], decode_tokens: int) -> dict:
@@ -207,7 +166,7 @@ def main() -> None:
     tokenizer_config = json.loads((bundle_dir / "tokenizer_config.json").read_text(encoding="utf-8"))
     prompts = [chat_prompt_ids(tokenizer, tokenizer_config, messages) for messages in PROMPTS]
 
-    results = [bench_browser(args.bundles, bundle, args.decode_tokens, device, threads)
+    results = [bench_browser(args.bundles, bundle, PROMPTS, args.decode_tokens, device, threads)
                for bundle in bundles.values() for device, threads in BROWSER_RUNS]
     browsers = list(results)
     gguf = resolve_gguf(args.model)

@@ -119,7 +119,12 @@ def plot(points: list[Point], path: Path, title: str) -> None:
                         label=f"{engine}, default sampling")
     ttft.set(xlabel="prompt tokens", ylabel="time to first token (s)", title="Prefill")
     decode.set(xlabel="context tokens", ylabel="decode tokens/s", title="Decode", ylim=(0, None))
-    for axes in (ttft, decode):
+    save_figure(figure, (ttft, decode), title, path)
+
+
+def save_figure(figure, panels, title: str, path: Path) -> None:
+    """The bench plots' common finish: gridded panels with legends, the run's title, a PNG at `path`."""
+    for axes in panels:
         axes.grid(alpha=0.3)
         axes.legend(fontsize=8)
     figure.suptitle(title, fontsize=10)

@@ -17,6 +17,7 @@ from compile.pipeline import compile_bundle
 from harness.browser import (launch_chromium_without_webgpu, launch_webgpu_chromium, open_engine_page,
                          print_page_problems)
 from harness.server import BackgroundServer, RequestLog
+from models.synthetic import write_synthetic_gguf
 from static_server import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -114,6 +115,18 @@ def gemma3_bundle(tmp_path_factory) -> Bundle:
     return compile_bundle(GEMMA3, output=directory / f"{GEMMA3}-gguf", opt_level="fast", libraries=("wasm32",),
                           options=CompileOptions(context_window_size=512, prefill_chunk_size=512),
                           report=lambda message: None).bundle
+
+
+@pytest.fixture(scope="session")
+def synthetic_half_billion(tmp_path_factory) -> tuple[Path, Bundle]:
+    """Qwen2.5-0.5B's shape with random weights (models/synthetic.py): its GGUF and the bundle compiled from that
+    GGUF's blocks, in a bundles directory of its own, with only the CPU library Chromium runs (relaxed SIMD): the
+    test needs no other, and each would add its build and link."""
+    directory = tmp_path_factory.mktemp("synthetic-0.5b")
+    gguf = write_synthetic_gguf("0.5b", directory / "synthetic-0.5b.gguf")
+    bundle = compile_bundle(str(gguf), output=directory / "bundles" / "synthetic-0.5b-gguf", opt_level="fast",
+                            libraries=("wasm32-relaxed",), report=lambda message: None).bundle
+    return gguf, bundle
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,9 @@
 """Debian's Chromium with WebGPU on SwiftShader (no GPU needed) through Playwright, and the engine driven from
 the real chat page's origin. Used by the e2e tests and by `python -m bench` (so: no pytest here)."""
 import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 # SwiftShader gives WebGPU on machines without a GPU. The background-networking flags keep Chromium from
 # calling out (the network is closed here); navigator.gpu additionally needs a secure context (127.0.0.1).
@@ -25,6 +28,20 @@ def chromium_path() -> str:
 def launch_webgpu_chromium(chromium):
     """`chromium`: Playwright's BrowserType (playwright.chromium, or browser.browser_type)."""
     return chromium.launch(executable_path=chromium_path(), args=WEBGPU_ARGS, headless=True)
+
+
+@contextmanager
+def webgpu_chromium_profile(chromium) -> Iterator:
+    """A BrowserContext of Chromium with WebGPU on a fresh profile on disk (a temporary directory), as a user's:
+    its storage quota is a share of the disk. A browser.new_context() is off the record, and its storage (held
+    in memory) refused a 3B model's shards at about 1.2 GB, in both engines."""
+    with tempfile.TemporaryDirectory(prefix="tabllm-chromium-") as profile:
+        context = chromium.launch_persistent_context(profile, executable_path=chromium_path(), args=WEBGPU_ARGS,
+                                                     headless=True)
+        try:
+            yield context
+        finally:
+            context.close()
 
 
 def launch_chromium_without_webgpu(chromium):

@@ -7,13 +7,13 @@ import pytest
 from gguf import GGMLQuantizationType as T
 
 from compile.gemma3.config import SLIDING, pattern_layer_types
-from conftest import add_decoder_metadata
 from compile.gemma3.gguf import GGUF_BLOCK_TO_HF, GGUF_TO_HF, read_gemma3_gguf
 from compile.native import build_native_model
 from compile.options import CompileOptions
 from compile.pipeline import load_hf_source
 from models.errors import UnsupportedModelError
 from models.llama import gguf_name
+from models.synthetic import add_decoder_metadata
 from tests.tiny_checkpoints import recorded, write_checkpoint
 
 OPTIONS = CompileOptions(context_window_size=256, prefill_chunk_size=16)

@@ -10,8 +10,8 @@ from compile.native import build_native_model
 from compile.options import CompileOptions
 from compile.pipeline import load_hf_source, load_source
 from compile.quantization import get_quantization
-from conftest import add_decoder_metadata
 from models.llama import GGUF_BLOCK_TO_HF, gguf_name
+from models.synthetic import add_decoder_metadata
 from tests.tiny_checkpoints import recorded, write_checkpoint
 
 LOGITS_ATOL = 1e-4
