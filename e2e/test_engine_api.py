@@ -93,7 +93,10 @@ def test_logprobs_are_the_reference_models_and_streaming_gives_the_same(api_page
     streamed = [entry for chunk in chunks for choice in chunk["choices"] if choice["logprobs"]
                 for entry in choice["logprobs"]["content"]]
     assert [e["bytes"] for e in streamed] == [e["bytes"] for e in content]
-    assert all(abs(a["logprob"] - b["logprob"]) < 1e-5 for a, b in zip(streamed, content))
+    # The same request again reuses the prompt's KV cache and computes its last token with the decode kernel rather
+    # than the prefill one: in the relaxed-SIMD library (multiplies and adds fused) their float32 rounding differs,
+    # measured 1.1e-5 on the first answer token's logprob, 1e-7 after it.
+    assert all(abs(a["logprob"] - b["logprob"]) < 1e-4 for a, b in zip(streamed, content))
     plain = {key: value for key, value in request.items() if key not in ("logprobs", "top_logprobs")}
     assert create(api_page, plain)["choices"][0]["logprobs"] is None
 

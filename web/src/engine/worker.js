@@ -81,9 +81,9 @@ function enqueue(id, task) {
  * model, `cpuBecause` says so). Returns the GPU too when it is WebGPU. Asked for WebGPU, limits too small fail here,
  * before the weights are fetched.
  * @param {"auto" | "webgpu" | "wasm"} requested @param {import("./manifest.js").Manifest} manifest
- * @param {object} tensorCache the bundle's tensor-cache.json
+ * @param {() => Promise<object>} readTensorCache the bundle's tensor-cache.json, read only when a GPU is there
  */
-async function chooseDevice(requested, manifest, tensorCache) {
+async function chooseDevice(requested, manifest, readTensorCache) {
   const cpuPossible = requested !== "webgpu" && hasModelLibrary(manifest, "wasm32");
   const cpu = (cpuBecause) => ({ device: "wasm", gpu: null, cpuBecause });
   if (requested === "wasm") return cpu(null);
@@ -99,7 +99,7 @@ async function chooseDevice(requested, manifest, tensorCache) {
     return cpu(null);
   }
   try {
-    checkWebGPULimits(gpu.device, tensorCache, `${manifest.model}-${manifest.quantization}`);
+    checkWebGPULimits(gpu.device, await readTensorCache(), `${manifest.model}-${manifest.quantization}`);
   } catch (error) {
     gpu.device.destroy();
     if (cpuPossible && error instanceof WebGPUUnavailableError) return cpu("the GPU's WebGPU limits are too small");
@@ -130,8 +130,9 @@ async function load({ id, bundleUrl, device: requested, threads: requestedThread
   const progress = (p) => post({ id, type: Reply.progress, progress: p });
   const store = await BundleStore.open(bundleUrl, progress);
   const { manifest } = store;
-  const tensorCache = await store.readJson("tensor-cache.json");
-  const { device, gpu, cpuBecause } = await chooseDevice(requested, manifest, tensorCache);
+  let tensorCacheRead = null;
+  const readTensorCache = () => (tensorCacheRead ??= store.readJson("tensor-cache.json"));
+  const { device, gpu, cpuBecause } = await chooseDevice(requested, manifest, readTensorCache);
   if (gpu) reportDeviceLoss(gpu.device);
   let tokenizers = null;
   try {
@@ -146,6 +147,7 @@ async function load({ id, bundleUrl, device: requested, threads: requestedThread
     const template = typeof tokenizerConfig.chat_template === "string" ? new ChatTemplate(tokenizerConfig) : null;
     const tokenizerJson = await store.readJson("tokenizer.json");
     tokenizers = await loadTokenizers(tokenizerJson);
+    const tensorCache = await readTensorCache();
     const library = await store.read(modelLibrary(manifest, kind).path);
     const compiling = () => progress({ stage: "compile", text: "Compiling WebGPU shaders", loadedBytes: store.loadedBytes,
       totalBytes: store.totalBytes, fraction: store.loadedBytes / store.totalBytes });
