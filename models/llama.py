@@ -274,7 +274,7 @@ def read_llama(path: Path, keep_blocks: bool, layout: GGUFLayout = LLAMA_LAYOUT
             w = np.ascontiguousarray(dequantize(tensor.data, tensor.tensor_type).astype(np.float32, copy=False))
         assert w.shape == shape, (tensor.name, w.shape, tensor.shape)
         block_part = tensor.name.split(".")[2] if tensor.name.startswith("blk.") else None
-        if block_part in heads and tensor.name.endswith(".weight"):
+        if block_part in heads:
             w = unpermute_qk(w, heads[block_part])
         weights[hf_name(tensor.name, GGUF_TO_HF, in_block, layout.architecture)] = w
     check_weight_shapes(layout.weight_shapes(config), weights)
