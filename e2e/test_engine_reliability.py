@@ -2,7 +2,8 @@
 Chromium: bad arguments are refused before anything runs, concurrent loads leave it truthful, typed special
 tokens stay text, a download cut off by a dying server is a BundleError that a retry resumes with a Range request,
 a storage quota or GPU limits too small for the bundle fail before the download with the sizes, and a crashed
-worker or a lost GPU device fails calls clearly until load() starts over. The CPU library (device "wasm") keeps
+worker or a lost GPU device fails calls clearly until load() starts over, and the CPU library keeps its answers
+with the model above 2 GB of its memory (as a 3B model's weights put it). The CPU library (device "wasm") keeps
 generation fast; the lost-device case loads on WebGPU (SwiftShader), where a GPU device exists.
 """
 import asyncio
@@ -314,3 +315,23 @@ def test_a_lost_gpu_device_fails_calls_clearly_and_load_recovers(webgpu_browser,
     assert after["name"] == "EngineCrashedError" and after["body"]["code"] == "device_lost"
     assert "simulated GPU reset" in after["body"]["message"]
     assert answer == "The"
+
+
+def test_the_cpu_library_gives_the_reference_answer_with_the_model_above_2_gb(
+        webgpu_browser, reliability_site, bundle_url, smollm2_greedy_case, smollm2_tokenizer):
+    """e2e/pages/high-memory-worker.js takes the CPU library's first 2 GB before the model loads, so the weights,
+    the KV cache and tvmjs's call stack get addresses above 2^31, where a 3B model's weights put them."""
+    url, _ = reliability_site
+    context = webgpu_browser.new_context()
+    try:
+        page = open_engine_page(context, url)
+        case = smollm2_greedy_case
+        completion = page.evaluate("""async ([url, messages]) => {
+            const engine = await window.engineModule.createEngine(
+                {createWorker: () => new Worker("/e2e/high-memory-worker.js", {type: "module"})});
+            await engine.load(url, {device: "wasm"});
+            return await engine.chat.completions.create({messages, temperature: 0});
+        }""", [bundle_url, case["messages"]])
+    finally:
+        context.close()
+    assert completion["choices"][0]["message"]["content"] == smollm2_tokenizer.decode(case["greedy_ids"][:-1])

@@ -20,6 +20,7 @@ export function createLibraryMemory() {
  * @param {(message: string) => void} log
  */
 export function libraryImports(module, memory, exports, log) {
+  // Pointers arrive as i32: JavaScript sees those above 2 GB as negative numbers, hence every `>>> 0` below.
   const bytes = () => new Uint8Array(memory.buffer);
   const view = () => new DataView(memory.buffer);
   const decoder = new TextDecoder();
@@ -29,15 +30,15 @@ export function libraryImports(module, memory, exports, log) {
   };
   const writeTimespec = (pointer) => {
     const milliseconds = performance.timeOrigin + performance.now();
-    view().setInt32(pointer, Math.floor(milliseconds / 1000), true);
-    view().setInt32(pointer + 4, Math.floor((milliseconds % 1000) * 1e6), true);
+    view().setInt32(pointer >>> 0, Math.floor(milliseconds / 1000), true);
+    view().setInt32((pointer >>> 0) + 4, Math.floor((milliseconds % 1000) * 1e6), true);
     return 0;
   };
   const known = {
     env: {
       memory,
       emscripten_get_now: () => performance.now(),
-      emscripten_memcpy_big: (dest, src, count) => bytes().copyWithin(dest, src, src + count),
+      emscripten_memcpy_big: (dest, src, count) => bytes().copyWithin(dest >>> 0, src >>> 0, (src >>> 0) + (count >>> 0)),
       emscripten_resize_heap: (requested) => {
         const current = memory.buffer.byteLength;
         const wanted = Math.min(Math.max(requested >>> 0, current * 1.25), 2 ** 32 - PAGE_BYTES);
@@ -80,22 +81,23 @@ export function libraryImports(module, memory, exports, log) {
         const data = view();
         let total = 0;
         for (let i = 0; i < count; i++) {
-          const pointer = data.getUint32(iovs + 8 * i, true), length = data.getUint32(iovs + 8 * i + 4, true);
+          const pointer = data.getUint32((iovs >>> 0) + 8 * i, true);
+          const length = data.getUint32((iovs >>> 0) + 8 * i + 4, true);
           pendingOutput += decoder.decode(bytes().slice(pointer, pointer + length)); // no decoding of shared views
           total += length;
         }
         const lines = pendingOutput.split("\n");
         pendingOutput = lines.pop();
         for (const line of lines) log(line);
-        data.setUint32(written, total, true);
+        data.setUint32(written >>> 0, total, true);
         return 0;
       },
       fd_read: () => ENOSYS,
       fd_close: () => 0,
       fd_seek: () => ENOSYS,
       environ_sizes_get: (count, size) => {
-        view().setUint32(count, 0, true);
-        view().setUint32(size, 0, true);
+        view().setUint32(count >>> 0, 0, true);
+        view().setUint32(size >>> 0, 0, true);
         return 0;
       },
       environ_get: () => 0,

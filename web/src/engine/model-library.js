@@ -7,6 +7,7 @@
 import * as tvmjs from "@mlc-ai/web-runtime";
 import { BundleError } from "./errors.js";
 import { createLibraryMemory, libraryImports } from "./library-imports.js";
+import { addressWholeMemory } from "./wasm32-addresses.js";
 
 export { tvmjs }; // for pages that drive a library directly: tvmjs's classes must be those of this copy
 
@@ -75,6 +76,7 @@ export async function instantiateModelLibrary(library, device, threads = 1) {
       exports.__wasm_call_ctors();
     },
   });
+  addressWholeMemory(tvm); // the weights of a 3B model alone take more than 2 GB
   let workers = [];
   try {
     workers = await startThreads(module, memory, exports, threads - 1);
@@ -97,8 +99,8 @@ async function startThreads(module, memory, exports, count) {
   const workers = [];
   const ready = [];
   for (let index = 1; index <= count; index++) {
-    const stack = exports.malloc(THREAD_STACK_BYTES);
-    const state = exports.malloc(THREAD_STATE_BYTES);
+    const stack = exports.malloc(THREAD_STACK_BYTES) >>> 0; // i32 addresses: see wasm32-addresses.js
+    const state = exports.malloc(THREAD_STATE_BYTES) >>> 0;
     new Uint8Array(memory.buffer, state, THREAD_STATE_BYTES).fill(0);
     const worker = new Worker(new URL("./cpu-thread.js", import.meta.url), { type: "module" });
     workers.push(worker);
