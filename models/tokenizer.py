@@ -2,7 +2,8 @@
 or from a Hugging Face checkpoint, and chat template rendering.
 
 From a GGUF: tokenizer.ggml.model "gpt2" (byte-level BPE) with the "smollm" pre-tokenizer (digits split one by
-one), which reproduces SmolLM2's own tokenizer.json; or "llama" (a SentencePiece BPE model: scores instead of
+one), which reproduces SmolLM2's own tokenizer.json, or with Qwen2/2.5/3's "qwen2" or Llama 3's "llama-bpe", converted
+to the tokenizer.json transformers makes of the file; or "llama" (a SentencePiece BPE model: scores instead of
 merges, byte-fallback tokens <0xNN>, "▁" for a space), as Gemma 3's, converted to the tokenizer.json transformers
 makes of it. From a checkpoint: any tokenizer.json the `tokenizers` library reads, as it is.
 """
@@ -22,8 +23,27 @@ NORMAL, CONTROL, USER_DEFINED = 1, 3, 4
 SPACE = "\u2581"  # SentencePiece's "▁": a space, in its pieces
 
 BYTE_LEVEL = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}
+# The text pieces BPE merges within, as the model's own tokenizer cuts them (transformers' GGUF conversion splits
+# with these; llama.cpp with the same patterns): contractions, letters with one leading non-letter, digits (Llama 3:
+# runs of up to three; Qwen: one by one), punctuation runs, newline runs, other whitespace.
+LLAMA3_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
+                r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+QWEN2_SPLIT = LLAMA3_SPLIT.replace(r"\p{N}{1,3}", r"\p{N}")
+
+
+def _split_then_bytes(pattern: str) -> dict:
+    """Cut the text with `pattern`, then spell each piece in GPT-2's byte-level alphabet (no regex of its own)."""
+    return {"type": "Sequence", "pretokenizers": [
+        {"type": "Split", "pattern": {"Regex": pattern}, "behavior": "Isolated", "invert": False},
+        {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False},
+    ]}
+
+
+# tokenizer.ggml.pre -> the pre-tokenizer (others are refused: llama.cpp writes dozens, each its own pattern)
 PRE_TOKENIZERS = {
     "smollm": {"type": "Sequence", "pretokenizers": [{"type": "Digits", "individual_digits": True}, BYTE_LEVEL]},
+    "qwen2": _split_then_bytes(QWEN2_SPLIT),  # Qwen2, Qwen2.5, Qwen3
+    "llama-bpe": _split_then_bytes(LLAMA3_SPLIT),  # Llama 3, 3.1, 3.2, 3.3
 }
 # tokenizer_config.json "<name>_token" / "<name>_token_id" <- GGUF tokenizer.ggml.<key>
 SPECIAL_TOKENS = {"bos": "bos_token_id", "eos": "eos_token_id", "pad": "padding_token_id", "unk": "unknown_token_id"}
@@ -71,7 +91,9 @@ def build_tokenizer_files(gguf_path: Path) -> tuple[dict, dict]:
 
 
 def _added_tokens(tokens: list[str], types: list[int]) -> list[dict]:
-    """Control tokens (special) and user-defined ones (plain text matched whole, as SentencePiece does)."""
+    """Control tokens (special) and user-defined ones (plain text matched whole, as llama.cpp matches them), as
+    transformers adds them; a byte-level vocabulary's are spelled in its alphabet (ASCII ones, in the families read
+    here)."""
     return [
         {"id": i, "content": token, "single_word": False, "lstrip": False, "rstrip": False,
          "normalized": False, "special": kind == CONTROL}

@@ -1,41 +1,25 @@
 """Qwen2 and Qwen3 from a GGUF in llama.cpp's layout (general.architecture qwen2 / qwen3): the tiny checkpoints'
-weights written as llama.cpp's converter writes them (its tensor names, Q/K rows unpermuted: its RoPE for Qwen is
-NEOX-style; Qwen2's q/k/v biases and Qwen3's q/k norms as tensors of their own; float32) read back as the same
-model, and its native float32 build gives transformers' greedy ids and logits (the recorded fixture)."""
-import gguf
+weights written as llama.cpp's converter writes them (tests/tiny_ggufs.py) read back as the same model, and its
+native float32 build gives transformers' greedy ids and logits (the recorded fixture)."""
 import numpy as np
 import pytest
 
 from compile.native import build_native_model
 from compile.options import CompileOptions
-from compile.pipeline import load_hf_source, load_source
+from compile.pipeline import load_source
 from compile.quantization import get_quantization
-from models.llama import GGUF_BLOCK_TO_HF, gguf_name
-from models.synthetic import add_decoder_metadata
-from tests.tiny_checkpoints import recorded, write_checkpoint
+from tests.tiny_checkpoints import recorded
+from tests.tiny_ggufs import write_qwen_gguf
 
 LOGITS_ATOL = 1e-4
 OPTIONS = CompileOptions(context_window_size=256, prefill_chunk_size=16)
-IN_BLOCK = GGUF_BLOCK_TO_HF | {"attn_q_norm": "self_attn.q_norm", "attn_k_norm": "self_attn.k_norm"}  # Qwen3's too
 
 
 @pytest.fixture(scope="module", params=["qwen2", "qwen3"])
 def tiny_qwen(request, tmp_path_factory):
     """(name, GGUF path, the checkpoint's config, its float32 weights)."""
     name = request.param
-    directory = write_checkpoint(name, tmp_path_factory.mktemp(name), recorded(name)["seed"])
-    config, weights = load_hf_source(directory)
-    path = directory / f"tiny-{name}.gguf"
-    writer = gguf.GGUFWriter(path, name)
-    add_decoder_metadata(writer, config)
-    writer.add_key_length(config.head_dim)
-    writer.add_value_length(config.head_dim)
-    for hf, w in weights.items():
-        writer.add_tensor(gguf_name(hf, in_block=IN_BLOCK), w)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    path, config, weights = write_qwen_gguf(name, tmp_path_factory.mktemp(name), recorded(name)["seed"])
     return name, path, config, weights
 
 
