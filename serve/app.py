@@ -2,7 +2,9 @@
 
 Routes
   POST /v1/chat/completions   chat (JSON, or server-sent events with stream: true)
-  POST /v1/completions        raw text completion (the prompt is tokenized as given, special tokens included)
+  POST /v1/completions        raw text completion (the prompt is tokenized as given, special tokens included,
+                              after the BOS token where the model wants one); the only route of a base model
+                              (no chat template), whose chat requests get 400 model_not_chat
   GET  /v1/models             the served model
 Errors are OpenAI's JSON ({"error": {message, type, param, code}}) with its status: 400 bad arguments or context
 exceeded, 401 wrong API key, 404 unknown model or route, 413 body too large, 429 queue full (with Retry-After),
@@ -114,6 +116,9 @@ def create_app(model: ServedModel, api_key: str | None = None, max_body_bytes: i
 
 
 def chat_prompt_ids(model: ServedModel, messages: list[dict]) -> list[int]:
+    if not model.tokenizer.has_chat_template:
+        raise InvalidRequestError(f"{model.id} has no chat template (it is a base model, not a chat model): continue "
+                                  "a text with POST /v1/completions instead", "messages", "model_not_chat")
     try:
         return model.tokenizer.chat_prompt_ids(messages)
     except jinja2.TemplateError as error:  # the template's raise_exception: e.g. roles out of order

@@ -18,8 +18,9 @@ class BundleTokenizer:
     def __init__(self, bundle_dir: Path):
         tokenizer_json = json.loads((bundle_dir / "tokenizer.json").read_text(encoding="utf-8"))
         self.config = json.loads((bundle_dir / "tokenizer_config.json").read_text(encoding="utf-8"))
-        if not isinstance(self.config.get("chat_template"), str):
-            raise ValueError("tokenizer_config.json has no chat_template: the bundle cannot build chat prompts")
+        self.has_chat_template = isinstance(self.config.get("chat_template"), str)  # a base model has none
+        # the BOS a completion's prompt starts with, where the model wants one (a chat template writes its own)
+        self.bos_id = self.config.get("bos_token_id") if self.config.get("add_bos_token") else None
         added = tokenizer_json.get("added_tokens", [])
         self.full = Tokenizer.from_str(json.dumps(tokenizer_json))
         self.plain = Tokenizer.from_str(json.dumps({**tokenizer_json,
@@ -33,8 +34,9 @@ class BundleTokenizer:
         return self.full.decode(ids, skip_special_tokens=False)
 
     def encode_text(self, text: str) -> list[int]:
-        """Raw text (a completion's prompt), special tokens included."""
-        return self.full.encode(text, add_special_tokens=False).ids
+        """Raw text (a completion's prompt), special tokens included, after the BOS where the model wants one."""
+        ids = self.full.encode(text, add_special_tokens=False).ids
+        return ids if self.bos_id is None else [self.bos_id, *ids]
 
     def chat_prompt_ids(self, messages: list[dict]) -> list[int]:
         originals: list[str] = []
