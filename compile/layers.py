@@ -6,10 +6,11 @@ layer and the causal LM that exports the MLC model-library ABI.
 Parameter names follow MLC-LLM (fused qkv_proj and gate_up_proj) so bundles interoperate; each architecture's
 `weights.py` maps its Hugging Face names onto them.
 """
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from tvm import relax as rx
-from tvm import te
+from tvm import te, tirx
 from tvm.relax.frontend import nn
 from tvm.relax.frontend.nn import Tensor, op
 from tvm.relax.frontend.nn.llm.kv_cache import PagedKVCache, RopeMode, TIRPagedKVCache
@@ -24,6 +25,54 @@ def rms_norm(dim: int, eps: float) -> nn.RMSNorm:
     return nn.RMSNorm(dim, -1, eps, bias=False)
 
 
+def constant_table(values: Sequence[float], i: tirx.Expr) -> tirx.Expr:
+    """values[i] (float32) for a symbolic index in range: a balanced tree of selects, as TIR has no constant arrays
+    that every target compiles."""
+    if len(values) == 1:
+        return tirx.const(values[0], "float32")
+    middle = len(values) // 2
+    return tirx.Select(i < middle, constant_table(values[:middle], i),
+                       constant_table(values[middle:], i - middle))
+
+
+def rotary(x: Tensor, positions: Tensor, theta: float, factors: Sequence[float] | None = None,
+           scale: float = 1.0) -> Tensor:
+    """Hugging Face's rotate-half RoPE of x [b, s, heads, head_dim] at positions [b * s], in float32 as
+    transformers computes it: angle = position * (1 / (factor_i * theta^(2i / head_dim))), then
+    x * cos + rotate_half(x) * sin with cos and sin times `scale`. `factors` (one per frequency) and `scale` are
+    LongRoPE's (Phi-3); by default none."""
+    def compute(x: te.Tensor, positions: te.Tensor):
+        _, s, _, d = x.shape
+        half = d // 2
+
+        def element(b, t, h, e):
+            i = tirx.floormod(e, half)
+            divisor = tirx.power(tirx.const(theta, "float32"), (2 * i).astype("float32") / tirx.const(int(d), "float32"))
+            if factors is not None:
+                divisor = constant_table(factors, i) * divisor
+            angle = positions[b * s + t].astype("float32") * (tirx.const(1.0, "float32") / divisor)
+            cos, sin = tirx.cos(angle), tirx.sin(angle)
+            if scale != 1.0:
+                cos, sin = cos * tirx.const(scale, "float32"), sin * tirx.const(scale, "float32")
+            rotated = tirx.if_then_else(e < half, -x[b, t, h, e + half], x[b, t, h, e - half])
+            return x[b, t, h, e] * cos + rotated * sin
+
+        return te.compute(x.shape, element, name="rotary")
+
+    return op.tensor_expr_op(compute, "rotary", [x, positions])
+
+
+@dataclass(frozen=True)
+class Rotary:
+    """RoPE that the model applies to q and k itself, where the KV cache cannot (LongRoPE's per-frequency factors)."""
+    theta: float
+    factors: tuple[float, ...] | None = None
+    scale: float = 1.0
+
+    def __call__(self, x: Tensor, positions: Tensor) -> Tensor:
+        return rotary(x, positions, self.theta, self.factors, self.scale)
+
+
 class Embedding(nn.Embedding):
     """Token embedding whose table doubles as the output projection when embeddings are tied."""
 
@@ -33,9 +82,10 @@ class Embedding(nn.Embedding):
 
 class Attention(nn.Module):
     """Grouped-query attention over the paged KV cache, with fused q/k/v; the projection has a bias where the
-    config says so (Qwen2). `qk_norm`: q and k are RMS-normalised per head before the rotary embedding (Qwen3)."""
+    config says so (Qwen2). `qk_norm`: q and k are RMS-normalised per head before the rotary embedding (Qwen3).
+    `rotary`: RoPE applied here, at the positions the cache reports, rather than by the cache (Phi-3's LongRoPE)."""
 
-    def __init__(self, config: LlamaConfig, *, qk_norm: bool):
+    def __init__(self, config: LlamaConfig, *, qk_norm: bool, rotary: Rotary | None = None):
         self.head_dim = config.head_dim
         self.num_q_heads = config.num_attention_heads
         self.num_kv_heads = config.num_key_value_heads
@@ -46,14 +96,21 @@ class Attention(nn.Module):
             self.q_norm = rms_norm(self.head_dim, config.rms_norm_eps)
             self.k_norm = rms_norm(self.head_dim, config.rms_norm_eps)
         self.qk_norm = qk_norm
+        self.rotary = rotary
 
     def forward(self, x: Tensor, kv_cache: PagedKVCache, layer_id: int) -> Tensor:
         b, s, _ = x.shape
         qkv = op.reshape(self.qkv_proj(x), (b, s, self.num_q_heads + 2 * self.num_kv_heads, self.head_dim))
-        if self.qk_norm:
+        if self.qk_norm or self.rotary:
             q, k, v = op.split(qkv, [self.num_q_heads, self.num_q_heads + self.num_kv_heads], axis=2)
-            qkv = op.concat([self.q_norm(q), self.k_norm(k), v], dim=2)
-        # The cache applies RoPE to q and k, appends k and v, and attends over everything cached so far.
+            if self.qk_norm:
+                q, k = self.q_norm(q), self.k_norm(k)
+            if self.rotary:
+                positions = kv_cache.get_query_positions(b * s)
+                q, k = self.rotary(q, positions), self.rotary(k, positions)
+            qkv = op.concat([q, k, v], dim=2)
+        # The cache applies RoPE to q and k (unless `rotary` did), appends k and v, and attends over everything
+        # cached so far.
         out = kv_cache.attention_with_fused_qkv(layer_id, qkv, self.num_q_heads, sm_scale=self.head_dim**-0.5)
         return self.o_proj(op.reshape(out, (b, s, self.num_q_heads * self.head_dim)))
 
@@ -86,10 +143,10 @@ class DecoderLayer(nn.Module):
 
 
 class DecoderModel(nn.Module):
-    def __init__(self, config: LlamaConfig, *, qk_norm: bool):
+    def __init__(self, config: LlamaConfig, *, qk_norm: bool, rotary: Rotary | None):
         self.embed_tokens = Embedding(config.vocab_size, config.hidden_size)
         self.layers = nn.ModuleList([
-            DecoderLayer(config, Attention(config, qk_norm=qk_norm))
+            DecoderLayer(config, Attention(config, qk_norm=qk_norm, rotary=rotary))
             for _ in range(config.num_hidden_layers)
         ])
         self.norm = rms_norm(config.hidden_size, config.rms_norm_eps)
@@ -113,9 +170,14 @@ class CausalLM(nn.Module):
         self.config = config
         self.options = options
         self.target = target
-        self.model = DecoderModel(config, qk_norm=qk_norm)
+        self.rotary = self.model_rotary()
+        self.model = DecoderModel(config, qk_norm=qk_norm, rotary=self.rotary)
         if not config.tie_word_embeddings:
             self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+
+    def model_rotary(self) -> Rotary | None:
+        """RoPE that the attention applies itself; None: the KV cache applies it (Llama 3's scaling included)."""
+        return None
 
     def logits(self, hidden: Tensor) -> Tensor:
         if self.config.tie_word_embeddings:
@@ -141,8 +203,8 @@ class CausalLM(nn.Module):
     def kv_cache_attention(self) -> dict:
         """The cache's attention kind per layer and where RoPE is applied: here every layer attends to the whole
         context, and the cache applies Hugging Face's rotate-half RoPE (matching the un-permuted Q/K weights) as it
-        splits the fused q/k/v."""
-        return {"attn_kind": "mha", "rope_mode": RopeMode.NORMAL}
+        splits the fused q/k/v, unless the attention did (model_rotary)."""
+        return {"attn_kind": "mha", "rope_mode": RopeMode.NORMAL if self.rotary is None else RopeMode.NONE}
 
     def create_tir_paged_kv_cache(
         self, max_batch_size, max_total_seq_len, prefill_chunk_size, page_size, support_sliding_window
@@ -165,7 +227,8 @@ class CausalLM(nn.Module):
             mla_original_v_head_dim=0,
             rope_scale=1,
             rope_theta=c.rope_theta,
-            rope_scaling=dict(c.rope_scaling or {}),  # e.g. Llama 3's {"rope_type": "llama3", "factor": ...}
+            # e.g. Llama 3's {"rope_type": "llama3", "factor": ...}; none where the attention applies RoPE
+            rope_scaling=dict(c.rope_scaling or {}) if self.rotary is None else {},
             rope_ext_factors=rx.prim_value(0),  # relax has no Optional: 0 stands for "none"
             rotary_dim=c.head_dim,
             enable_disaggregation=False,

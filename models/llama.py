@@ -245,6 +245,9 @@ class GGUFLayout:
     extra_block_tensors: dict[str, str] = field(default_factory=dict)  # GGUF name in a block -> Hugging Face name
     implied: dict = field(default_factory=dict)  # LlamaConfig fields the architecture fixes
     weight_shapes: Callable[[LlamaConfig], dict[str, tuple[int, ...]]] = hf_weight_shapes
+    # the config from the file's keys, and from `config_tensors`, which are no weights (Phi-3's RoPE factors)
+    config_from_gguf: Callable[[GGUFReader, "GGUFLayout"], LlamaConfig] = LlamaConfig.from_gguf
+    config_tensors: frozenset[str] = frozenset()
 
 
 LLAMA_LAYOUT = GGUFLayout(ARCHITECTURE)
@@ -256,7 +259,7 @@ def read_llama(path: Path, keep_blocks: bool, layout: GGUFLayout = LLAMA_LAYOUT
     another architecture): float tensors as float32, and block-quantized ones as their own blocks (`keep_blocks`)
     or dequantized to float32."""
     reader = open_gguf(path)
-    config = LlamaConfig.from_gguf(reader, layout)
+    config = layout.config_from_gguf(reader, layout)
     unsupported = {t.name: t.tensor_type.name for t in reader.tensors if t.tensor_type not in SUPPORTED_TENSOR_TYPES}
     if unsupported:
         raise UnsupportedModelError(
@@ -266,7 +269,7 @@ def read_llama(path: Path, keep_blocks: bool, layout: GGUFLayout = LLAMA_LAYOUT
     heads = {"attn_q": config.num_attention_heads, "attn_k": config.num_key_value_heads} if layout.permuted_qk else {}
     in_block = GGUF_BLOCK_TO_HF | layout.extra_block_tensors
     weights = {}
-    for tensor in reader.tensors:
+    for tensor in (t for t in reader.tensors if t.name not in layout.config_tensors):
         shape = tuple(int(n) for n in reversed(tensor.shape))  # numpy order: (out_features, in_features) as in HF
         if keep_blocks and tensor.tensor_type in BLOCK_TYPES:
             w = unpack_blocks(tensor.data, tensor.tensor_type, shape)

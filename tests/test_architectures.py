@@ -139,6 +139,37 @@ def test_gemma3_features_it_does_not_compute_are_refused(tmp_path):
             load_hf_source(directory)
 
 
+def test_phi3_longrope_within_its_original_context_rotates_by_the_short_factors(checkpoints):
+    """The test above compiles a context window past LongRoPE's original context (64 tokens): the long factors, as
+    transformers takes for the 89-token prompt (and its logits are 4 apart with the short ones). Compiled for a
+    window within it, the short factors: transformers' choice for a sequence that fits it."""
+    case = recorded("phi3")["within_original_context"]
+    config, weights = load_hf_source(checkpoints("phi3"))
+    assert config.rope_scaling["original_max_position_embeddings"] == case["context_window"]
+    options = CompileOptions(context_window_size=case["context_window"], prefill_chunk_size=16)
+    model = build_native_model(config, weights, "q0f32", options)
+    prompt, greedy = case["prompt_ids"], case["greedy_ids"]
+    assert len(prompt) + len(greedy) == options.context_window_size
+    error = float(np.max(np.abs(model.prefill(prompt) - np.array(case["logits"]))))
+    print(f"phi3 within the original context: max |logit - transformers'| {error:.1e}")
+    assert error < LOGITS_ATOL
+    assert model.generate_greedy(prompt, len(greedy)) == greedy
+
+
+def test_phi3_features_it_does_not_compute_are_refused(tmp_path):
+    directory = write_checkpoint("phi3", tmp_path / "phi3")
+    config = json.loads((directory / "config.json").read_text())
+    for change, message in [({"partial_rotary_factor": 0.75}, "partial rotary embedding.*Phi-4-mini"),
+                            ({"rope_scaling": {**config["rope_scaling"], "type": "yarn"}}, "RoPE scaling 'yarn'"),
+                            ({"rope_scaling": {**config["rope_scaling"], "attention_factor": 1.2}},
+                             "LongRoPE attention_factor"),
+                            ({"rope_scaling": {**config["rope_scaling"], "long_factor": [1.0] * 4}},
+                             "4 LongRoPE long_factors for a head of 16")]:
+        (directory / "config.json").write_text(json.dumps({**config, **change}))
+        with pytest.raises(UnsupportedModelError, match=message):
+            load_hf_source(directory)
+
+
 def test_cli_compiles_a_checkpoint_directory(tmp_path):
     directory = write_checkpoint("qwen3", tmp_path / "Tiny-Qwen3")
     output = tmp_path / "bundle"

@@ -59,6 +59,16 @@ CHECKPOINTS = {
                                     "full_attention": {"rope_type": "default", "rope_theta": 1000000.0}},
                 "final_logit_softcapping": None, "attn_logit_softcapping": None, "attention_bias": False},
                "BF16", 1, False),
+    # Phi-3.5-mini's keys (q/k/v and gate/up fused, LongRoPE) at tiny sizes: the RoPE was "trained" on 64 positions,
+    # so the tests' context of 256 tokens rotates by the long factors, scaled by sqrt(1 + ln 4 / ln 64)
+    "phi3": ({**_COMMON, "model_type": "phi3", "architectures": ["Phi3ForCausalLM"], "rms_norm_eps": 1e-5,
+              "rope_theta": 10000.0, "tie_word_embeddings": False, "sliding_window": 262144,
+              "original_max_position_embeddings": 64, "attention_bias": False, "attention_dropout": 0.0,
+              "embd_pdrop": 0.0, "resid_pdrop": 0.0,
+              "rope_scaling": {"type": "longrope",
+                               "short_factor": [1.0, 1.01, 1.03, 1.08, 1.12, 1.2, 1.35, 1.5],
+                               "long_factor": [1.05, 1.3, 1.9, 3.4, 6.0, 11.0, 22.0, 44.0]}},
+             "BF16", 1, False),
 }
 
 
@@ -88,6 +98,11 @@ def weight_shapes(hf: dict) -> dict[str, tuple[int, ...]]:
             shapes |= {p + "self_attn.q_norm.weight": (hd,), p + "self_attn.k_norm.weight": (hd,)}
         if hf["model_type"] == "gemma3_text":
             shapes |= {p + "pre_feedforward_layernorm.weight": (h,), p + "post_feedforward_layernorm.weight": (h,)}
+        if hf["model_type"] == "phi3":  # one matrix each for q/k/v and gate/up, their rows in that order
+            for part in ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "mlp.gate_proj", "mlp.up_proj"):
+                del shapes[p + part + ".weight"]
+            shapes |= {p + "self_attn.qkv_proj.weight": ((heads + 2 * kv) * hd, h),
+                       p + "mlp.gate_up_proj.weight": (2 * inter, h)}
     shapes["model.norm.weight"] = (h,)
     if not hf["tie_word_embeddings"]:
         shapes["lm_head.weight"] = (hf["vocab_size"], h)

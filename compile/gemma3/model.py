@@ -13,36 +13,15 @@ here (RopeMode.NONE), at the query positions the cache reports.
 """
 import math
 
-from tvm import te, tirx
 from tvm.relax.frontend import nn
 from tvm.relax.frontend.nn import Tensor, op
 from tvm.relax.frontend.nn.llm.kv_cache import PagedKVCache, RopeMode
 from tvm.target import Target
 
 from compile.gemma3.config import SLIDING, Gemma3Config
-from compile.layers import CausalLM, Embedding, GatedMLP, rms_norm
+from compile.layers import CausalLM, Embedding, GatedMLP, rms_norm, rotary
 from compile.options import CompileOptions
 from models.errors import UnsupportedModelError
-
-
-def rotary(x: Tensor, positions: Tensor, theta: float) -> Tensor:
-    """Hugging Face's rotate-half RoPE of x [b, s, heads, head_dim] at positions [b * s], in float32 as
-    transformers computes it: angle = position * (1 / theta^(2i / head_dim)), x * cos + rotate_half(x) * sin."""
-    def compute(x: te.Tensor, positions: te.Tensor):
-        _, s, _, d = x.shape
-        half = d // 2
-
-        def element(b, t, h, e):
-            i = tirx.floormod(e, half)
-            inv_freq = tirx.const(1.0, "float32") / tirx.power(
-                tirx.const(theta, "float32"), (2 * i).astype("float32") / tirx.const(int(d), "float32"))
-            angle = positions[b * s + t].astype("float32") * inv_freq
-            rotated = tirx.if_then_else(e < half, -x[b, t, h, e + half], x[b, t, h, e - half])
-            return x[b, t, h, e] * tirx.cos(angle) + rotated * tirx.sin(angle)
-
-        return te.compute(x.shape, element, name="rotary")
-
-    return op.tensor_expr_op(compute, "rotary", [x, positions])
 
 
 class Gemma3Attention(nn.Module):
