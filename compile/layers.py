@@ -9,6 +9,7 @@ Parameter names follow MLC-LLM (fused qkv_proj and gate_up_proj) so bundles inte
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from tvm import relax as rx
 from tvm import te, tirx
 from tvm.relax.frontend import nn
@@ -35,22 +36,27 @@ def constant_table(values: Sequence[float], i: tirx.Expr) -> tirx.Expr:
                        constant_table(values[middle:], i - middle))
 
 
-def rotary(x: Tensor, positions: Tensor, theta: float, factors: Sequence[float] | None = None,
-           scale: float = 1.0) -> Tensor:
+def rope_inv_freq(theta: float, head_dim: int, factors: Sequence[float] | None = None) -> tuple[float, ...]:
+    """RoPE's frequency of each pair of features, in float32 as transformers computes them once:
+    1 / (factor_i * theta^(2i / head_dim)), `factors` LongRoPE's (by default none). Computed here rather than in the
+    kernel: WebGPU's pow is a few ULP off (SwiftShader's), which moved Phi-3's logits 1.1e-4 from transformers'."""
+    exponents = np.arange(0, head_dim, 2, dtype=np.int64).astype(np.float32) / np.float32(head_dim)
+    divisors = np.float32(theta) ** exponents
+    if factors is not None:
+        divisors = np.asarray(factors, np.float32) * divisors
+    return tuple(float(f) for f in np.float32(1) / divisors)
+
+
+def rotary(x: Tensor, positions: Tensor, inv_freq: Sequence[float], scale: float = 1.0) -> Tensor:
     """Hugging Face's rotate-half RoPE of x [b, s, heads, head_dim] at positions [b * s], in float32 as
-    transformers computes it: angle = position * (1 / (factor_i * theta^(2i / head_dim))), then
-    x * cos + rotate_half(x) * sin with cos and sin times `scale`. `factors` (one per frequency) and `scale` are
-    LongRoPE's (Phi-3); by default none."""
+    transformers computes it: angle = position * inv_freq[i], then x * cos + rotate_half(x) * sin with cos and sin
+    times `scale` (LongRoPE's attention factor; by default none)."""
     def compute(x: te.Tensor, positions: te.Tensor):
         _, s, _, d = x.shape
         half = d // 2
 
         def element(b, t, h, e):
-            i = tirx.floormod(e, half)
-            divisor = tirx.power(tirx.const(theta, "float32"), (2 * i).astype("float32") / tirx.const(int(d), "float32"))
-            if factors is not None:
-                divisor = constant_table(factors, i) * divisor
-            angle = positions[b * s + t].astype("float32") * (tirx.const(1.0, "float32") / divisor)
+            angle = positions[b * s + t].astype("float32") * constant_table(inv_freq, tirx.floormod(e, half))
             cos, sin = tirx.cos(angle), tirx.sin(angle)
             if scale != 1.0:
                 cos, sin = cos * tirx.const(scale, "float32"), sin * tirx.const(scale, "float32")
@@ -65,12 +71,11 @@ def rotary(x: Tensor, positions: Tensor, theta: float, factors: Sequence[float] 
 @dataclass(frozen=True)
 class Rotary:
     """RoPE that the model applies to q and k itself, where the KV cache cannot (LongRoPE's per-frequency factors)."""
-    theta: float
-    factors: tuple[float, ...] | None = None
+    inv_freq: tuple[float, ...]
     scale: float = 1.0
 
     def __call__(self, x: Tensor, positions: Tensor) -> Tensor:
-        return rotary(x, positions, self.theta, self.factors, self.scale)
+        return rotary(x, positions, self.inv_freq, self.scale)
 
 
 class Embedding(nn.Embedding):
@@ -210,8 +215,9 @@ class CausalLM(nn.Module):
         self, max_batch_size, max_total_seq_len, prefill_chunk_size, page_size, support_sliding_window
     ) -> PagedKVCache:
         c = self.config
+        attention = self.kv_cache_attention()
         return TIRPagedKVCache(
-            **self.kv_cache_attention(),
+            **attention,
             max_batch_size=max_batch_size,
             max_total_seq_len=max_total_seq_len,
             prefill_chunk_size=prefill_chunk_size,
@@ -227,8 +233,8 @@ class CausalLM(nn.Module):
             mla_original_v_head_dim=0,
             rope_scale=1,
             rope_theta=c.rope_theta,
-            # e.g. Llama 3's {"rope_type": "llama3", "factor": ...}; none where the attention applies RoPE
-            rope_scaling=dict(c.rope_scaling or {}) if self.rotary is None else {},
+            # e.g. Llama 3's {"rope_type": "llama3", "factor": ...}; none where the model applies RoPE
+            rope_scaling=dict(c.rope_scaling or {}) if attention["rope_mode"] == RopeMode.NORMAL else {},
             rope_ext_factors=rx.prim_value(0),  # relax has no Optional: 0 stands for "none"
             rotary_dim=c.head_dim,
             enable_disaggregation=False,

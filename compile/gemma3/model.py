@@ -19,7 +19,7 @@ from tvm.relax.frontend.nn.llm.kv_cache import PagedKVCache, RopeMode
 from tvm.target import Target
 
 from compile.gemma3.config import SLIDING, Gemma3Config
-from compile.layers import CausalLM, Embedding, GatedMLP, rms_norm, rotary
+from compile.layers import CausalLM, Embedding, GatedMLP, rms_norm, rope_inv_freq, rotary
 from compile.options import CompileOptions
 from models.errors import UnsupportedModelError
 
@@ -29,7 +29,7 @@ class Gemma3Attention(nn.Module):
         self.head_dim = config.head_dim
         self.num_q_heads = config.num_attention_heads
         self.num_kv_heads = config.num_key_value_heads
-        self.rope_theta = config.rope_theta_of(layer)
+        self.inv_freq = rope_inv_freq(config.rope_theta_of(layer), config.head_dim)
         self.sm_scale = config.query_pre_attn_scalar ** -0.5
         qkv_features = (self.num_q_heads + 2 * self.num_kv_heads) * self.head_dim
         self.qkv_proj = nn.Linear(config.hidden_size, qkv_features, bias=False)
@@ -41,8 +41,8 @@ class Gemma3Attention(nn.Module):
         b, s, _ = x.shape
         qkv = op.reshape(self.qkv_proj(x), (b, s, self.num_q_heads + 2 * self.num_kv_heads, self.head_dim))
         q, k, v = op.split(qkv, [self.num_q_heads, self.num_q_heads + self.num_kv_heads], axis=2)
-        q = rotary(self.q_norm(q), positions, self.rope_theta)
-        k = rotary(self.k_norm(k), positions, self.rope_theta)
+        q = rotary(self.q_norm(q), positions, self.inv_freq)
+        k = rotary(self.k_norm(k), positions, self.inv_freq)
         out = kv_cache.attention_with_fused_qkv(layer_id, op.concat([q, k, v], dim=2), self.num_q_heads,
                                                 sm_scale=self.sm_scale)
         return self.o_proj(op.reshape(out, (b, s, self.num_q_heads * self.head_dim)))

@@ -7,7 +7,7 @@ picks once, by its context window, as llama.cpp does by its context size: the sh
 the original context (transformers' choice for every sequence the window holds), else the long ones (transformers'
 choice for a sequence longer than the original context from its first forward pass on).
 """
-from compile.layers import CausalLM, Rotary
+from compile.layers import CausalLM, Rotary, rope_inv_freq
 from compile.phi3.config import longrope_attention_factor
 
 
@@ -17,5 +17,6 @@ class Phi3CausalLM(CausalLM):
         if not scaling:
             return None  # the cache's RoPE
         long = self.options.context_window_size > scaling["original_max_position_embeddings"]
-        return Rotary(self.config.rope_theta, tuple(scaling["long_factor" if long else "short_factor"]),
+        factors = scaling["long_factor" if long else "short_factor"]
+        return Rotary(rope_inv_freq(self.config.rope_theta, self.config.head_dim, factors),
                       longrope_attention_factor(scaling))
