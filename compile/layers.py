@@ -18,6 +18,7 @@ from tvm.relax.frontend.nn.llm.kv_cache import PagedKVCache, RopeMode, TIRPagedK
 from tvm.target import Target
 
 from compile.options import CompileOptions
+from compile.webgpu_math import exact_float32
 from models.errors import UnsupportedModelError
 from models.llama import LlamaConfig
 
@@ -27,10 +28,10 @@ def rms_norm(dim: int, eps: float) -> nn.RMSNorm:
 
 
 def constant_table(values: Sequence[float], i: tirx.Expr) -> tirx.Expr:
-    """values[i] (float32) for a symbolic index in range: a balanced tree of selects, as TIR has no constant arrays
-    that every target compiles."""
+    """values[i] (float32, exactly) for a symbolic index in range: a balanced tree of selects, as TIR has no
+    constant arrays that every target compiles."""
     if len(values) == 1:
-        return tirx.const(values[0], "float32")
+        return exact_float32(values[0])
     middle = len(values) // 2
     return tirx.Select(i < middle, constant_table(values[:middle], i),
                        constant_table(values[middle:], i - middle))
@@ -59,7 +60,7 @@ def rotary(x: Tensor, positions: Tensor, inv_freq: Sequence[float], scale: float
             angle = positions[b * s + t].astype("float32") * constant_table(inv_freq, tirx.floormod(e, half))
             cos, sin = tirx.cos(angle), tirx.sin(angle)
             if scale != 1.0:
-                cos, sin = cos * tirx.const(scale, "float32"), sin * tirx.const(scale, "float32")
+                cos, sin = cos * exact_float32(scale), sin * exact_float32(scale)
             rotated = tirx.if_then_else(e < half, -x[b, t, h, e + half], x[b, t, h, e - half])
             return x[b, t, h, e] * cos + rotated * sin
 
