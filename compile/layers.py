@@ -38,9 +38,9 @@ def constant_table(values: Sequence[float], i: tirx.Expr) -> tirx.Expr:
 
 
 def rope_inv_freq(theta: float, head_dim: int, factors: Sequence[float] | None = None) -> tuple[float, ...]:
-    """RoPE's frequency of each pair of features, in float32 as transformers computes them once:
-    1 / (factor_i * theta^(2i / head_dim)), `factors` LongRoPE's (by default none). Computed here rather than in the
-    kernel: WebGPU's pow is a few ULP off (SwiftShader's), which moved Phi-3's logits 1.1e-4 from transformers'."""
+    """RoPE's frequency of each pair of features, in float32 as transformers computes them, once:
+    1 / (factor_i * theta^(2i / head_dim)), `factors` LongRoPE's (by default none). Here rather than in the kernel,
+    where WGSL's pow is only as exact as its exp2 and log2."""
     exponents = np.arange(0, head_dim, 2, dtype=np.int64).astype(np.float32) / np.float32(head_dim)
     divisors = np.float32(theta) ** exponents
     if factors is not None:

@@ -27,7 +27,6 @@ def exact_float32(value: float) -> tirx.Expr:
     return tirx.reinterpret("float32", tirx.const(int(np.array(value, np.float32).view(np.int32)), "int32"))
 
 
-
 def sin_cos(x: tirx.Expr, want_sin: bool) -> tirx.Expr:
     """sin(x) (want_sin) or cos(x) of a float32 expression, as an expression of float32 arithmetic."""
     xv, kv, rv = tirx.Var("x", "float32"), tirx.Var("k", "float32"), tirx.Var("r", "float32")

@@ -156,9 +156,12 @@ def test_phi3_longrope_within_its_original_context_rotates_by_the_short_factors(
     assert model.generate_greedy(prompt, len(greedy)) == greedy
 
 
-def test_phi3_features_it_does_not_compute_are_refused(tmp_path):
+def test_phi3_without_rope_scaling_reads_and_what_it_does_not_compute_is_refused(tmp_path):
     directory = write_checkpoint("phi3", tmp_path / "phi3")
     config = json.loads((directory / "config.json").read_text())
+    # the 4k models: no RoPE scaling (the cache's RoPE, as Llama's)
+    (directory / "config.json").write_text(json.dumps({**config, "rope_scaling": None}))
+    assert load_hf_source(directory)[0].rope_scaling is None
     for change, message in [({"partial_rotary_factor": 0.75}, "partial rotary embedding.*Phi-4-mini"),
                             ({"rope_scaling": {**config["rope_scaling"], "type": "yarn"}}, "RoPE scaling 'yarn'"),
                             ({"rope_scaling": {**config["rope_scaling"], "attention_factor": 1.2}},

@@ -30,6 +30,7 @@ def longrope_scaling(short_factor, long_factor, original_context: int, factor: f
         if len(factors) != head_dim // 2:
             raise UnsupportedModelError(f"{MODEL_TYPE}: {len(factors)} LongRoPE {name}s for a head of {head_dim} "
                                         f"(expected {head_dim // 2}: one per frequency)")
+
     def float32(factors) -> list[float]:  # each as the shortest decimal of its float32 (1.01, not 1.00999999)
         return [float(str(x)) for x in np.asarray(factors, np.float32)]
 

@@ -1,5 +1,6 @@
 """Phi-3's decoder: the shared one (compile/layers.py), its attention rotating q and k by LongRoPE where the config
-has it (the KV cache's RoPE has no per-frequency factors that work in TVM 0.27: its LongRoPE kernel does not parse).
+has it (TVM 0.27's KV cache has a LongRoPE kernel, which does not parse, and would pick a factor set per forward
+pass, by its length).
 
 transformers picks LongRoPE's factor set by the length of the sequence so far: the short factors while it fits the
 original context, the long ones past it (keeping the keys it cached, rotated by the other set). A compiled model
