@@ -140,9 +140,10 @@ def test_gemma3_features_it_does_not_compute_are_refused(tmp_path):
 
 
 def test_phi3_longrope_within_its_original_context_rotates_by_the_short_factors(checkpoints):
-    """The test above compiles a context window past LongRoPE's original context (64 tokens): the long factors, as
-    transformers takes for the 89-token prompt (and its logits are 4 apart with the short ones). Compiled for a
-    window within it, the short factors: transformers' choice for a sequence that fits it."""
+    """test_native_float32_build_gives_transformers_greedy_ids_and_logits[phi3] compiles a context window past
+    LongRoPE's original context (64 tokens): the long factors, as transformers takes for the 89-token prompt (its
+    logits are 4 apart with the short ones). Compiled for a window within it, the short factors: transformers'
+    choice for a sequence that fits it."""
     case = recorded("phi3")["within_original_context"]
     config, weights = load_hf_source(checkpoints("phi3"))
     assert config.rope_scaling["original_max_position_embeddings"] == case["context_window"]
