@@ -19,10 +19,9 @@ from compile.pipeline import compile_bundle, load_hf_source
 from models.errors import UnsupportedModelError
 from models.quantization import round_trip
 from models.tokenizer import chat_prompt_ids, hf_tokenizer_files
+from tests.teacher_forced import LOGITS_ATOL, assert_gives_recorded_logits
 from tests.tiny_checkpoints import CHECKPOINTS, recorded, write_checkpoint
 
-
-LOGITS_ATOL = 1e-4
 OPTIONS = CompileOptions(context_window_size=256, prefill_chunk_size=16)  # the 89-token prompt: 6 chunks, 6 pages
 
 
@@ -55,14 +54,7 @@ def test_native_float32_build_gives_transformers_greedy_ids_and_logits(name, che
     model = build_native_model(config, weights, "q0f32", OPTIONS)
     prompt, greedy = case["prompt_ids"], case["greedy_ids"]
     assert len(prompt) > 4 * OPTIONS.prefill_chunk_size
-
-    # Teacher-forced: the logits after the prompt and after each of transformers' greedy tokens.
-    logits = [model.prefill(prompt)] + [model.decode_one_token(t) for t in greedy[:-1]]
-    assert [int(np.argmax(row)) for row in logits] == greedy
-    errors = {int(step): float(np.max(np.abs(logits[int(step)] - np.array(row))))
-              for step, row in case["logits"].items()}
-    print(f"{name}: max |logit - transformers'| per step {errors}")
-    assert max(errors.values()) < LOGITS_ATOL
+    assert_gives_recorded_logits(model, case, name)
     # Free-running greedy decoding gives the same tokens.
     assert model.generate_greedy(prompt, len(greedy)) == greedy
 

@@ -16,9 +16,9 @@ from compile.pipeline import load_hf_source, load_source
 from compile.quantization import get_quantization
 from models.gguf_file import open_gguf
 from models.llama import gguf_name
+from tests.teacher_forced import assert_gives_recorded_logits
 from tests.tiny_checkpoints import recorded, write_checkpoint
 
-LOGITS_ATOL = 1e-4
 OPTIONS = CompileOptions(context_window_size=256, prefill_chunk_size=16)
 
 
@@ -78,15 +78,9 @@ def test_the_gguf_reads_as_the_checkpoint_it_was_written_from(tiny_gemma2):
 
 def test_its_native_float32_build_gives_transformers_greedy_ids_and_logits(tiny_gemma2):
     path, _, _ = tiny_gemma2
-    case = recorded("gemma2")
     config, weights = load_source(path, get_quantization("q0f32"))
     model = build_native_model(config, weights, "q0f32", OPTIONS)
-    prompt, greedy = case["prompt_ids"], case["greedy_ids"]
-    logits = [model.prefill(prompt)] + [model.decode_one_token(t) for t in greedy[:-1]]
-    assert [int(np.argmax(row)) for row in logits] == greedy
-    errors = [float(np.max(np.abs(logits[int(step)] - np.array(row)))) for step, row in case["logits"].items()]
-    print(f"gemma2 from GGUF: max |logit - transformers'| {max(errors):.1e}")
-    assert max(errors) < LOGITS_ATOL
+    assert_gives_recorded_logits(model, recorded("gemma2"), "gemma2 from GGUF")
 
 
 def test_the_27b_scales_scores_by_hidden_size_over_heads_as_llama_cpp_does(tmp_path):
