@@ -8,10 +8,10 @@ from compile.native import build_native_model
 from compile.options import CompileOptions
 from compile.pipeline import load_source
 from compile.quantization import get_quantization
+from tests.teacher_forced import assert_gives_recorded_logits
 from tests.tiny_checkpoints import recorded
 from tests.tiny_ggufs import write_qwen_gguf
 
-LOGITS_ATOL = 1e-4
 OPTIONS = CompileOptions(context_window_size=256, prefill_chunk_size=16)
 
 
@@ -36,10 +36,4 @@ def test_its_native_float32_build_gives_transformers_greedy_ids_and_logits(tiny_
     name, path, _, _ = tiny_qwen
     case = recorded(name)
     config, weights = load_source(path, get_quantization("q0f32"))
-    model = build_native_model(config, weights, "q0f32", OPTIONS)
-    prompt, greedy = case["prompt_ids"], case["greedy_ids"]
-    logits = [model.prefill(prompt)] + [model.decode_one_token(t) for t in greedy[:-1]]
-    assert [int(np.argmax(row)) for row in logits] == greedy
-    errors = [float(np.max(np.abs(logits[int(step)] - np.array(row)))) for step, row in case["logits"].items()]
-    print(f"{name} from GGUF: max |logit - transformers'| {max(errors):.1e}")
-    assert max(errors) < LOGITS_ATOL
+    assert_gives_recorded_logits(build_native_model(config, weights, "q0f32", OPTIONS), case, f"{name} from GGUF")
