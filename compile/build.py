@@ -94,12 +94,13 @@ def _attach_bounds(mod: tvm.IRModule, options: CompileOptions) -> tvm.IRModule:
 
 
 def replace_kv_cache_kernels(mod: tvm.IRModule, num_kv_heads: int, num_q_heads: int, head_dim: int,
-                             target: tvm.target.Target, sliding_window: int | None = None) -> None:
+                             target: tvm.target.Target, sliding_window: int | None = None,
+                             softcap: float | None = None) -> None:
     """Our kernels in place of some of TVM's paged KV cache (exported for `target` into `mod`): on a GPU, the merge
     of attention states, which races (merge_state.py); on a CPU, the attention kernels, which are scalar
-    (cpu_attention.py)."""
+    (cpu_attention.py) and have no soft cap (`softcap`: the model's attention logit soft cap)."""
     if target.kind.name == "llvm":
-        replace_cpu_attention_kernels(mod, num_kv_heads, num_q_heads, head_dim, sliding_window)
+        replace_cpu_attention_kernels(mod, num_kv_heads, num_q_heads, head_dim, sliding_window, softcap)
     else:
         replace_merge_state_kernel(mod, num_q_heads, head_dim, "float32", target)
 
@@ -109,6 +110,11 @@ def sliding_window(config: LlamaConfig) -> int | None:
     return config.sliding_window if "sliding_attention" in getattr(config, "layer_types", ()) else None
 
 
+def attention_softcap(config: LlamaConfig) -> float | None:
+    """The soft cap of the model's attention scores (Gemma 2's), or None when it has none."""
+    return getattr(config, "attn_logit_softcapping", None)
+
+
 def export_model(config: LlamaConfig, options: CompileOptions, quantization: str, formats: dict[str, WeightFormat],
                  target: tvm.target.Target) -> ExportedModel:
     """`formats` names the quantized layers (QuantizedParams.formats); the rest stay float32."""
@@ -116,7 +122,7 @@ def export_model(config: LlamaConfig, options: CompileOptions, quantization: str
     model = quantize_module(module, formats, target)
     mod, named_params = model.export_tvm(spec=model.export_spec())
     replace_kv_cache_kernels(mod, config.num_key_value_heads, config.num_attention_heads, config.head_dim, target,
-                             sliding_window(config))
+                             sliding_window(config), attention_softcap(config))
     params = [ParamSpec(name, tuple(int(d) for d in p.shape), p.dtype) for name, p in named_params]
     metadata = _metadata(config, options, quantization, formats, params)
     mod = _attach_bounds(_attach_metadata(add_logits_functions(mod, target), metadata), options)

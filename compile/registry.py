@@ -2,13 +2,13 @@
 Adding one: a folder compile/<arch>/ whose ARCHITECTURE is listed here, and its fidelity fixture
 (tests/fixtures/record_transformers.py)."""
 
-from compile import gemma3, llama, mistral, phi3, qwen2, qwen3
+from compile import gemma2, gemma3, llama, mistral, phi3, qwen2, qwen3
 from compile.architecture import Architecture
 from models.errors import UnsupportedModelError
 
 ARCHITECTURES: dict[str, Architecture] = {
     arch.name: arch for arch in (llama.ARCHITECTURE, mistral.ARCHITECTURE, qwen2.ARCHITECTURE, qwen3.ARCHITECTURE,
-                                 gemma3.ARCHITECTURE, phi3.ARCHITECTURE)
+                                 gemma2.ARCHITECTURE, gemma3.ARCHITECTURE, phi3.ARCHITECTURE)
 }
 
 

@@ -21,17 +21,18 @@ OPTIONS = CompileOptions(context_window_size=256, prefill_chunk_size=16)
 
 @pytest.fixture(scope="module")
 def architecture_site(serve_site, tmp_path_factory):
-    """(base URL, {checkpoint name: q0f32 bundle}): each tiny checkpoint compiled (about 10 s each) and served."""
+    """(base URL, {checkpoint name: q0f32 bundle}, {checkpoint name: what compiling it reported}): each tiny
+    checkpoint compiled (about 10 s each) and served."""
     bundles = tmp_path_factory.mktemp("architecture-bundles")
-    built = {}
+    built, reports = {}, {}
     for name in CHECKPOINTS:
         checkpoint = write_checkpoint(name, tmp_path_factory.mktemp("checkpoints") / f"tiny-{name}",
                                       recorded(name)["seed"])
         built[name] = compile_bundle(str(checkpoint), quantization="q0f32", output=bundles / f"tiny-{name}-q0f32",
                                      options=OPTIONS, opt_level="fast", libraries=("webgpu", "wasm32"),
-                                     report=lambda message: None).bundle
+                                     report=reports.setdefault(name, []).append).bundle
     url, _ = serve_site(bundles)
-    return url, built
+    return url, built, reports
 
 
 # TVM 0.27's paged KV cache keeps the page table of the sliding-window layers in the same device buffers as the
@@ -39,6 +40,13 @@ def architecture_site(serve_site, tmp_path_factory):
 # manager packs them apart), so Gemma 3's global layers attend to the window only once the context outgrows it:
 # logits 0.3-0.6 off (measured; the greedy ids still agree). Strict: this reports when a TVM fixes it.
 WINDOW_ON_WEBGPU = pytest.mark.xfail(strict=True, reason="TVM 0.27's WebGPU page table for per-layer sliding windows")
+# Gemma 2's attention scores are soft-capped (cap * tanh(scores / cap)): TVM 0.27's paged-KV-cache attention kernels
+# have no soft cap (TIRPagedKVCache takes none; its WebGPU prefill, ragged-prefill and decode kernels compute the scores
+# as q.k * sm_scale * log2(e) and go straight to the online softmax), and compile/llama/cpu_attention.py replaces them
+# on the CPU only. Without it transformers' logits for the tiny model are 0.22 off and its ids differ
+# (tests/test_architectures.py); its global layers also meet the page-table bug above. Measured on WebGPU: logits
+# 1.0-1.9 off, ids apart from the fifth step. Strict: this reports when both are fixed.
+SOFTCAP_ON_WEBGPU = pytest.mark.xfail(strict=True, reason="TVM 0.27's WebGPU attention kernels have no soft cap")
 
 
 @pytest.mark.parametrize("device", ["cpu", "webgpu"])
@@ -47,8 +55,10 @@ def test_bundle_gives_transformers_greedy_ids_and_logits(name, device, webgpu_br
                                                           architecture_site, request):
     if name == "gemma3" and device == "webgpu":
         request.applymarker(WINDOW_ON_WEBGPU)
+    if name == "gemma2" and device == "webgpu":
+        request.applymarker(SOFTCAP_ON_WEBGPU)
     case = recorded(name)
-    url, bundles = architecture_site
+    url, bundles, _ = architecture_site
     browser = webgpu_browser if device == "webgpu" else no_webgpu_browser
     context, page, opened = open_runner(browser, url, bundles[name], device)
     try:
@@ -66,3 +76,9 @@ def test_bundle_gives_transformers_greedy_ids_and_logits(name, device, webgpu_br
               for step, row in case["logits"].items()}
     print(f"{name} on {device}: max |logit - transformers'| per step {errors}")
     assert max(errors.values()) < LOGITS_ATOL
+
+
+def test_compiling_says_which_webgpu_library_lacks_a_soft_cap(architecture_site):
+    _, _, reports = architecture_site
+    warned = {name for name, messages in reports.items() if any("soft cap" in message for message in messages)}
+    assert warned == {"gemma2"}

@@ -11,10 +11,10 @@ from compile.options import CompileOptions
 from compile.pipeline import load_source
 from compile.quantization import get_quantization
 from models.errors import UnsupportedModelError
+from tests.teacher_forced import assert_gives_recorded_logits
 from tests.tiny_checkpoints import recorded
 from tests.tiny_ggufs import PHI3_FACTOR_TENSORS, write_phi3_gguf, write_qwen_gguf
 
-LOGITS_ATOL = 1e-4
 OPTIONS = CompileOptions(context_window_size=256, prefill_chunk_size=16)
 
 
@@ -39,15 +39,9 @@ def test_the_gguf_reads_as_the_checkpoint_it_was_written_from(tiny_gguf):
 
 def test_its_native_float32_build_gives_transformers_greedy_ids_and_logits(tiny_gguf):
     name, path, _, _ = tiny_gguf
-    case = recorded(name)
     config, weights = load_source(path, get_quantization("q0f32"))
-    model = build_native_model(config, weights, "q0f32", OPTIONS)
-    prompt, greedy = case["prompt_ids"], case["greedy_ids"]
-    logits = [model.prefill(prompt)] + [model.decode_one_token(t) for t in greedy[:-1]]
-    assert [int(np.argmax(row)) for row in logits] == greedy
-    errors = [float(np.max(np.abs(logits[int(step)] - np.array(row)))) for step, row in case["logits"].items()]
-    print(f"{name} from GGUF: max |logit - transformers'| {max(errors):.1e}")
-    assert max(errors) < LOGITS_ATOL
+    assert_gives_recorded_logits(build_native_model(config, weights, "q0f32", OPTIONS), recorded(name),
+                                 f"{name} from GGUF")
 
 
 def test_phi3_keeps_its_fused_matrices_and_longrope_factors(tmp_path):

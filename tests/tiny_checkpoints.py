@@ -59,6 +59,16 @@ CHECKPOINTS = {
                                     "full_attention": {"rope_type": "default", "rope_theta": 1000000.0}},
                 "final_logit_softcapping": None, "attn_logit_softcapping": None, "attention_bias": False},
                "BF16", 1, False),
+    # gemma-2-2b-it's config.json keys (transformers 4's: rope_theta, no layer_types, so sliding and global layers
+    # alternate by parity), with soft caps small enough that they change this model's scores and logits
+    # (tests/test_architectures.py), and the query scalar that llama.cpp assumes (head_dim: tests/test_gemma2_gguf.py).
+    "gemma2": ({**{k: v for k, v in _COMMON.items() if k != "hidden_act"}, "model_type": "gemma2",
+                "architectures": ["Gemma2ForCausalLM"], "hidden_act": "gelu_pytorch_tanh",
+                "hidden_activation": "gelu_pytorch_tanh", "rms_norm_eps": 1e-6, "head_dim": 32, "num_hidden_layers": 4,
+                "query_pre_attn_scalar": 32, "sliding_window": 32, "rope_theta": 10000.0, "tie_word_embeddings": True,
+                "attn_logit_softcapping": 5.0, "final_logit_softcapping": 5.0, "attention_bias": False,
+                "cache_implementation": "hybrid"},
+               "F32", 1, False),
     # Phi-3.5-mini's keys (q/k/v and gate/up fused, LongRoPE) at tiny sizes: the RoPE was "trained" on 64 positions,
     # so the tests' context of 256 tokens rotates by the long factors, scaled by sqrt(1 + ln 4 / ln 64)
     "phi3": ({**_COMMON, "model_type": "phi3", "architectures": ["Phi3ForCausalLM"], "rms_norm_eps": 1e-5,
@@ -70,6 +80,7 @@ CHECKPOINTS = {
                                "long_factor": [1.05, 1.3, 1.9, 3.4, 6.0, 11.0, 22.0, 44.0]}},
              "BF16", 1, False),
 }
+GEMMA = ("gemma2", "gemma3_text")  # model_types with Gemma's (1 + w) norms and feed-forward norms
 
 
 def recorded(name: str) -> dict:
@@ -96,7 +107,7 @@ def weight_shapes(hf: dict) -> dict[str, tuple[int, ...]]:
                        p + "self_attn.v_proj.bias": (kv * hd,)}
         if hf["model_type"] in ("qwen3", "gemma3_text"):
             shapes |= {p + "self_attn.q_norm.weight": (hd,), p + "self_attn.k_norm.weight": (hd,)}
-        if hf["model_type"] == "gemma3_text":
+        if hf["model_type"] in GEMMA:
             shapes |= {p + "pre_feedforward_layernorm.weight": (h,), p + "post_feedforward_layernorm.weight": (h,)}
         if hf["model_type"] == "phi3":  # one matrix each for q/k/v and gate/up, their rows in that order
             for part in ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "mlp.gate_proj", "mlp.up_proj"):
@@ -113,7 +124,7 @@ def random_weights(hf: dict, seed: int) -> dict[str, np.ndarray]:
     """Weights large enough that the logits spread over several units (clear greedy choices) and no more (float32
     rounding grows with them): matrices with unit gain, norms around 1, biases around 0."""
     rng = np.random.default_rng(seed)
-    norm_offset = 0 if hf["model_type"] == "gemma3_text" else 1  # Gemma's norms scale by 1 + weight
+    norm_offset = 0 if hf["model_type"] in GEMMA else 1  # Gemma's norms scale by 1 + weight
     weights = {}
     for name, shape in weight_shapes(hf).items():
         if name.endswith("norm.weight"):

@@ -1,11 +1,11 @@
 """Gemma 3 (text; Hugging Face model_type gemma3_text, GGUF architecture gemma3): config.py, model.py, and the
-weight mapping here."""
+weight mapping here (Gemma 2's too: compile/gemma2/)."""
 from collections.abc import Iterator
 
 import numpy as np
 
 from compile.architecture import Architecture
-from compile.gemma3.config import EXTRA_NORMS, Gemma3Config, gemma3_config, gemma3_weight_shapes
+from compile.gemma3.config import Gemma3Config, extra_norms, gemma3_config, gemma3_weight_shapes
 from compile.gemma3.gguf import ARCHITECTURE as GGUF_ARCHITECTURE, read_gemma3_gguf
 from compile.gemma3.model import Gemma3CausalLM
 from compile.weights import decoder_params
@@ -20,7 +20,7 @@ def gemma3_params(config: Gemma3Config, weights: dict[str, Weight]) -> Iterator[
     for name, w in decoder_params(config, weights):
         yield name, scale(name, w)
     for i in range(config.num_hidden_layers):
-        for norm in EXTRA_NORMS:
+        for norm in extra_norms(config):
             name = f"model.layers.{i}.{norm}"
             yield name, scale(name, weights[name])
 

@@ -1,10 +1,14 @@
-"""Gemma 3's decoder as tvm.relax.frontend.nn modules over TVM's paged KV cache.
+"""Gemma 3's decoder as tvm.relax.frontend.nn modules over TVM's paged KV cache, and Gemma 2's (the config says
+which: Gemma 2 has no q/k norms, one RoPE base for every layer, and soft caps).
 
 What differs from compile/layers.py: the embeddings are scaled by sqrt(hidden_size); every sublayer's output is
 normalised too (post-attention and post-feed-forward norms) before it joins the residual; q and k are
-RMS-normalised per head; the MLP is GeGLU (tanh-approximated GELU); scores are scaled by
+RMS-normalised per head (Gemma 3); the MLP is GeGLU (tanh-approximated GELU); scores are scaled by
 query_pre_attn_scalar^-0.5; sliding layers attend to the last `sliding_window` tokens only and rotate q and k with
-their own RoPE base. The norms scale by (1 + w): compile/gemma3/__init__.py stores 1 + w, so the RMSNorm here is the
+their own RoPE base (Gemma 3); the output logits are soft-capped where the config says so (Gemma 2). The
+attention scores' soft cap (Gemma 2) is not in these modules: TVM's attention kernels have none, so the CPU library's
+own kernels apply it (compile/llama/cpu_attention.py, given the cap by compile/build.py); TVM's WebGPU kernels do not
+(README). The norms scale by (1 + w): compile/gemma3/__init__.py stores 1 + w, so the RMSNorm here is the
 shared one.
 
 The cache holds one attention kind per layer ("mha_sliding" for the sliding layers, whose window TVM's runtime
@@ -34,15 +38,18 @@ class Gemma3Attention(nn.Module):
         qkv_features = (self.num_q_heads + 2 * self.num_kv_heads) * self.head_dim
         self.qkv_proj = nn.Linear(config.hidden_size, qkv_features, bias=False)
         self.o_proj = nn.Linear(self.num_q_heads * self.head_dim, config.hidden_size, bias=False)
-        self.q_norm = rms_norm(self.head_dim, config.rms_norm_eps)
-        self.k_norm = rms_norm(self.head_dim, config.rms_norm_eps)
+        if config.qk_norm:
+            self.q_norm = rms_norm(self.head_dim, config.rms_norm_eps)
+            self.k_norm = rms_norm(self.head_dim, config.rms_norm_eps)
+        self.qk_norm = config.qk_norm
 
     def forward(self, x: Tensor, positions: Tensor, kv_cache: PagedKVCache, layer_id: int) -> Tensor:
         b, s, _ = x.shape
         qkv = op.reshape(self.qkv_proj(x), (b, s, self.num_q_heads + 2 * self.num_kv_heads, self.head_dim))
         q, k, v = op.split(qkv, [self.num_q_heads, self.num_q_heads + self.num_kv_heads], axis=2)
-        q = rotary(self.q_norm(q), positions, self.inv_freq)
-        k = rotary(self.k_norm(k), positions, self.inv_freq)
+        if self.qk_norm:
+            q, k = self.q_norm(q), self.k_norm(k)
+        q, k = rotary(q, positions, self.inv_freq), rotary(k, positions, self.inv_freq)
         out = kv_cache.attention_with_fused_qkv(layer_id, op.concat([q, k, v], dim=2), self.num_q_heads,
                                                 sm_scale=self.sm_scale)
         return self.o_proj(op.reshape(out, (b, s, self.num_q_heads * self.head_dim)))
@@ -85,15 +92,15 @@ class Gemma3DecoderModel(nn.Module):
 
 
 class Gemma3CausalLM(CausalLM):
-    """compile/layers.py's CausalLM (its ABI, logits and KV cache) with Gemma 3's decoder and embedding scale; its
-    own __init__, as the shared one builds the Llama-style decoder."""
+    """compile/layers.py's CausalLM (its ABI, logits and KV cache) with Gemma's decoder, embedding scale and logit
+    soft cap; its own __init__, as the shared one builds the Llama-style decoder."""
 
     def __init__(self, config: Gemma3Config, options: CompileOptions, target: Target):
         if SLIDING in config.layer_types and options.prefill_chunk_size > config.sliding_window:
             raise UnsupportedModelError(
-                f"gemma3: a prefill chunk of {options.prefill_chunk_size} tokens is longer than the sliding window "
-                f"({config.sliding_window}): TVM's attention among a chunk's own tokens has no window; compile with a "
-                f"prefill chunk of at most {config.sliding_window} tokens")
+                f"{config.model_type}: a prefill chunk of {options.prefill_chunk_size} tokens is longer than the "
+                f"sliding window ({config.sliding_window}): TVM's attention among a chunk's own tokens has no window; "
+                f"compile with a prefill chunk of at most {config.sliding_window} tokens")
         self.config = config
         self.options = options
         self.target = target
@@ -105,6 +112,11 @@ class Gemma3CausalLM(CausalLM):
 
     def embed(self, input_ids: Tensor) -> Tensor:
         return self.model.embed_tokens(input_ids) * self.embed_scale
+
+    def logits(self, hidden: Tensor) -> Tensor:
+        """cap * tanh(logits / cap), as transformers computes it, where the config has a final soft cap."""
+        logits, cap = super().logits(hidden), self.config.final_logit_softcapping
+        return logits if cap is None else op.tanh(logits / cap) * cap
 
     def kv_cache_attention(self) -> dict:
         return {

@@ -19,11 +19,15 @@ chunks, are the same whatever the thread count.
 Scores are in the log2 domain (x log2(e), exp2), and the log-sum-exp state starts at m = -5e4, d = 1, as in TVM's
 kernels, so the merged states TVM combines (tir_attention_merge_state) mean the same. RoPE inside attention
 (rotary_mode 1) is not supported: tabllm's models apply it when they split the fused QKV (RopeMode.NORMAL), or
-themselves (Gemma 3, RopeMode.NONE).
+themselves (Gemma 2 and 3, RopeMode.NONE).
 
-Sliding layers (attention kind "mha_sliding", Gemma 3's) have their own variants of the paged kernels: TVM passes
-them the pages of the window, whose first key sits mid-page, so there a tile is 16 consecutive keys that each find
-their page, and the prefill masks what lies before a row's window as TVM's does. Their speed is not measured yet.
+Attention logit soft-capping (Gemma 2's: scores -> cap * tanh(scores / cap) before the mask and softmax) is a
+compile-time option of every kernel, which emits nothing when it is off.
+
+Sliding layers (attention kind "mha_sliding", Gemma 2's and 3's) have their own variants of the paged kernels: TVM
+passes them the pages of the window, whose first key sits mid-page, so there a tile is 16 consecutive keys that each
+find their page, and the prefill masks what lies before a row's window as TVM's does. Their speed is not measured
+yet.
 """
 import math
 
@@ -73,6 +77,18 @@ def _chains(rows: int) -> int:
     return 1 << max(0, min(2, (12 // rows).bit_length() - 1))
 
 
+def _query_scale(sm_scale, softcap: float | None):
+    """What _attend scales the query rows by: sm_scale into the log2 domain, so that a dot product is the score; with
+    a soft cap, sm_scale / cap, so that a dot product is tanh's argument (as transformers computes it, up to
+    rounding)."""
+    return sm_scale * LOG2_E if softcap is None else sm_scale / softcap
+
+
+def _score(dot, softcap: float | None):
+    """The score (log2 domain) of a dot product of a scaled query row and a key: itself, or cap * tanh(it)."""
+    return dot if softcap is None else T.float32(softcap * LOG2_E) * T.tanh(dot)
+
+
 def _attend(head_dim: int):
     """Query rows against the same keys: `heads` KV heads, each with `rows` query rows (the query heads that share
     it), over the tiles [first_tile, end_tile) of keys [0, length). tile_start(tile) locates the tile of keys
@@ -85,10 +101,13 @@ def _attend(head_dim: int):
     a page holds them in that order (keys, then values, head after head), so a tile of several heads is one forward
     stream. Head by head, a page was six streams of 4 KB, each a fresh start for the prefetcher: decode over 2,048
     keys in memory rather than cache (30 layers' pages in turn, as a decode step reads them) took 524 against 276 us
-    a layer (native, one thread, CPU time)."""
+    a layer (native, one thread, CPU time).
+
+    `softcap`: None, or the attention logit soft-cap (scores -> cap * tanh(scores / cap)), fixed at compile time."""
 
     @T.macro(hygienic=False)
-    def attend(heads, rows, query, first_tile, end_tile, length, tile_start, key, value, out, state_out, sm_scale):
+    def attend(heads, rows, query, first_tile, end_tile, length, tile_start, key, value, out, state_out, sm_scale,
+               softcap):
         with T.sblock("attend"):
             T.reads()  # opaque: the loops below read rows chosen at run time
             T.writes()
@@ -102,7 +121,7 @@ def _attend(head_dim: int):
             for h in T.serial(heads):
                 for r in T.unroll(rows):
                     for d in T.vectorized(head_dim):
-                        q_rows[h, r, d] = query(h, r, d) * T.float32(sm_scale * LOG2_E)
+                        q_rows[h, r, d] = query(h, r, d) * T.float32(_query_scale(sm_scale, softcap))
                         o_rows[h, r, d] = T.float32(0)
                     state[h, r, 0] = T.float32(EMPTY_MAX)
                     state[h, r, 1] = T.float32(1)
@@ -126,9 +145,9 @@ def _attend(head_dim: int):
                                             i * LANES + lane)
                         for g in T.unroll(_chains(rows)):
                             for r in T.unroll(rows):
-                                scores[h, r, group * _chains(rows) + g] = (
+                                scores[h, r, group * _chains(rows) + g] = _score(
                                     (lane_sums[r, g, 0] + lane_sums[r, g, 1])
-                                    + (lane_sums[r, g, 2] + lane_sums[r, g, 3]))
+                                    + (lane_sums[r, g, 2] + lane_sums[r, g, 3]), softcap)
                 for h in T.serial(heads):
                     for r in T.unroll(rows):
                         state[h, r, 2] = state[h, r, 0]
@@ -211,9 +230,9 @@ class _CachedKeys:
 
 
 def decode_kernel(num_kv_heads: int, num_q_heads: int, head_dim: int, page_size: int,
-                  sliding: bool = False) -> tvm.tirx.PrimFunc:
+                  sliding: bool = False, softcap: float | None = None) -> tvm.tirx.PrimFunc:
     """One new token per sequence against the sequence's pages (TVM's batch_decode_paged_kv_cpu; `sliding`: its
-    variant for sliding layers, against the window's pages)."""
+    variant for sliding layers, against the window's pages; `softcap`: scores soft-capped)."""
     assert page_size == KEYS_PER_TILE, "a tile of keys is one KV page"
     group_size = num_q_heads // num_kv_heads
     attend = _attend(head_dim)
@@ -265,7 +284,7 @@ def decode_kernel(num_kv_heads: int, num_q_heads: int, head_dim: int, page_size:
                     partial_out, value, [b, chunk, h * group_size + r, d]),
                 lambda h, r, maximum, total: _store_state(
                     partial_state, [b, chunk, h * group_size + r], maximum, total),
-                sm_scale)
+                sm_scale, softcap)
         # The chunks' states, merged in chunk order (one chunk: the output divided by its sum, bit for bit).
         for row in T.serial(B * num_q_heads):
             with T.sblock("merge"):
@@ -319,9 +338,9 @@ def _first_windowed_key(causal, row, kv_length, window: int):
 
 
 def prefill_paged_kernel(num_kv_heads: int, num_q_heads: int, head_dim: int, page_size: int,
-                         sliding_window: int = 0) -> tvm.tirx.PrimFunc:
+                         sliding_window: int = 0, softcap: float | None = None) -> tvm.tirx.PrimFunc:
     """New tokens against their sequence's cached pages (TVM's batch_prefill_paged_kv_cpu; `sliding_window` > 0:
-    its variant for sliding layers of that window, against the window's pages)."""
+    its variant for sliding layers of that window, against the window's pages; `softcap`: scores soft-capped)."""
     assert page_size == KEYS_PER_TILE, "a tile of keys is one KV page"
     group_size = num_q_heads // num_kv_heads
     attend = _attend(head_dim)
@@ -379,13 +398,15 @@ def prefill_paged_kernel(num_kv_heads: int, num_q_heads: int, head_dim: int, pag
                         output, value / total, [q_start + row, kv_head * group_size + r, d]),
                     lambda h, r, maximum, total: T.buffer_store(
                         lse, maximum + T.log2(total), [q_start + row, kv_head * group_size + r]),
-                    sm_scale)
+                    sm_scale, softcap)
 
     return batch_prefill_paged_kv_cpu
 
 
-def prefill_ragged_kernel(num_kv_heads: int, num_q_heads: int, head_dim: int) -> tvm.tirx.PrimFunc:
-    """New tokens against the new tokens' own keys and values (TVM's batch_prefill_ragged_kv)."""
+def prefill_ragged_kernel(num_kv_heads: int, num_q_heads: int, head_dim: int,
+                          softcap: float | None = None) -> tvm.tirx.PrimFunc:
+    """New tokens against the new tokens' own keys and values (TVM's batch_prefill_ragged_kv; `softcap`: scores
+    soft-capped)."""
     group_size = num_q_heads // num_kv_heads
     attend = _attend(head_dim)
 
@@ -430,22 +451,23 @@ def prefill_ragged_kernel(num_kv_heads: int, num_q_heads: int, head_dim: int) ->
                         output, value / total, [q_start + row, kv_head * group_size + r, d]),
                     lambda h, r, maximum, total: T.buffer_store(
                         lse, maximum + T.log2(total), [q_start + row, kv_head * group_size + r]),
-                    sm_scale)
+                    sm_scale, softcap)
 
     return batch_prefill_ragged_kv_cpu
 
 
 def replace_cpu_attention_kernels(mod: tvm.IRModule, num_kv_heads: int, num_q_heads: int, head_dim: int,
-                                  sliding_window: int | None = None) -> None:
+                                  sliding_window: int | None = None, softcap: float | None = None) -> None:
     """Swap TVM's CPU attention kernels in `mod` (exported with a TIRPagedKVCache for a CPU target) for ours;
     `sliding_window`: the window of the model's sliding layers, whose kernels are swapped too (a model without
-    such layers never runs them)."""
-    kernels = [(DECODE, decode_kernel(num_kv_heads, num_q_heads, head_dim, PAGE_SIZE)),
-               (PREFILL_PAGED, prefill_paged_kernel(num_kv_heads, num_q_heads, head_dim, PAGE_SIZE)),
-               (PREFILL_RAGGED, prefill_ragged_kernel(num_kv_heads, num_q_heads, head_dim))]
+    such layers never runs them); `softcap`: the model's attention logit soft-cap (TVM's kernels have none)."""
+    kernels = [(DECODE, decode_kernel(num_kv_heads, num_q_heads, head_dim, PAGE_SIZE, softcap=softcap)),
+               (PREFILL_PAGED, prefill_paged_kernel(num_kv_heads, num_q_heads, head_dim, PAGE_SIZE, softcap=softcap)),
+               (PREFILL_RAGGED, prefill_ragged_kernel(num_kv_heads, num_q_heads, head_dim, softcap))]
     if sliding_window:
-        kernels += [(DECODE + SLIDING, decode_kernel(num_kv_heads, num_q_heads, head_dim, PAGE_SIZE, sliding=True)),
+        kernels += [(DECODE + SLIDING,
+                     decode_kernel(num_kv_heads, num_q_heads, head_dim, PAGE_SIZE, sliding=True, softcap=softcap)),
                     (PREFILL_PAGED + SLIDING,
-                     prefill_paged_kernel(num_kv_heads, num_q_heads, head_dim, PAGE_SIZE, sliding_window))]
+                     prefill_paged_kernel(num_kv_heads, num_q_heads, head_dim, PAGE_SIZE, sliding_window, softcap))]
     for name, kernel in kernels:
         mod.update_func(mod.get_global_var(name), kernel)
