@@ -121,6 +121,9 @@ def test_q0_bundle_gives_exactly_the_references_greedy_tokens(device, webgpu_bro
     try:
         assert opened["metadata"]["quantization"] == "q0f32"
         assert (opened["adapter"] is None) == (device == "cpu")
-        assert_greedy_matches(page, smollm2_reference, smollm2_tokenizer, smollm2_tokenizer_config, PROMPTS)
+        # SwiftShader reads the 540 MB of float32 weights per token on the CPU: 3 prompts took 13 min of a loaded
+        # CI run. One prompt's 16 tokens check the exact greedy ids on WebGPU; the CPU library answers all three.
+        prompts = PROMPTS if device == "cpu" else PROMPTS[:1]
+        assert_greedy_matches(page, smollm2_reference, smollm2_tokenizer, smollm2_tokenizer_config, prompts)
     finally:
         context.close()
