@@ -19,6 +19,7 @@ from e2e.test_engine_cache import loaded_bytes
 from harness.browser import open_engine_page
 from static_server import create_app
 from static_server.headers import SecurityHeadersMiddleware
+from tests.multi_turn import MAX_NEW_TOKENS, USER_TURNS, reference_conversation
 
 HOOKED_ENGINE = """async () => {
     window.hooked = await window.engineModule.createEngine(
@@ -317,21 +318,34 @@ def test_a_lost_gpu_device_fails_calls_clearly_and_load_recovers(webgpu_browser,
     assert answer == "The"
 
 
-def test_the_cpu_library_gives_the_reference_answer_with_the_model_above_2_gb(
-        webgpu_browser, reliability_site, bundle_url, smollm2_greedy_case, smollm2_tokenizer):
+def test_the_cpu_library_gives_the_reference_answers_with_the_model_above_2_gb(
+        webgpu_browser, reliability_site, bundle_url, smollm2_reference, smollm2_tokenizer, smollm2_tokenizer_config):
     """e2e/pages/high-memory-worker.js takes the CPU library's first 2 GB before the model loads, so the weights,
-    the KV cache and tvmjs's call stack get addresses above 2^31, where a 3B model's weights put them."""
+    the KV cache and tvmjs's call stack get addresses above 2^31, where a 3B model's weights put them. A three-turn
+    greedy chat (each turn prefilling only its new tokens over the cached ones) gives the float32 reference's
+    answers (tests/multi_turn.py: the numpy model of the GGUF's dequantized blocks)."""
+    turns = reference_conversation(smollm2_reference, smollm2_tokenizer, smollm2_tokenizer_config, USER_TURNS)
+    eos = smollm2_tokenizer_config["eos_token_id"]
     url, _ = reliability_site
     context = webgpu_browser.new_context()
     try:
         page = open_engine_page(context, url)
-        case = smollm2_greedy_case
-        completion = page.evaluate("""async ([url, messages]) => {
-            const engine = await window.engineModule.createEngine(
+        page.evaluate("""async (url) => {
+            window.highEngine = await window.engineModule.createEngine(
                 {createWorker: () => new Worker("/e2e/high-memory-worker.js", {type: "module"})});
-            await engine.load(url, {device: "wasm"});
-            return await engine.chat.completions.create({messages, temperature: 0});
-        }""", [bundle_url, case["messages"]])
+            await window.highEngine.load(url, {device: "wasm"});
+        }""", bundle_url)
+        messages = []
+        for number, (content, turn) in enumerate(zip(USER_TURNS, turns)):
+            messages.append({"role": "user", "content": content})
+            reply = page.evaluate("([m, n]) => window.highEngine.chat.completions.create("
+                                  "{messages: m, temperature: 0, max_tokens: n})", [messages, MAX_NEW_TOKENS])
+            answer = smollm2_tokenizer.decode([i for i in turn.greedy_ids if i != eos])
+            assert reply["choices"][0]["message"]["content"] == answer, f"turn {number + 1}"
+            usage = reply["usage"]
+            assert usage["completion_tokens"] == len(turn.greedy_ids)
+            if number > 0:  # only this turn's new tokens were prefilled: the cache above 2 GB was reused
+                assert usage["prompt_tokens"] - usage["prompt_tokens_details"]["cached_tokens"] == len(turn.new_ids)
+            messages.append({"role": "assistant", "content": answer})
     finally:
         context.close()
-    assert completion["choices"][0]["message"]["content"] == smollm2_tokenizer.decode(case["greedy_ids"][:-1])
