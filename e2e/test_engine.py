@@ -9,6 +9,7 @@ shared by the whole module, in order, and generations stay short. Timings are pr
 """
 import shutil
 
+from e2e.stored_files import damage, stored_files
 from harness.browser import create_page_engine, launch_chromium_without_webgpu, open_engine_page
 from models.tokenizer import chat_prompt_ids
 
@@ -239,7 +240,7 @@ def test_reload_loads_without_requests_and_a_corrupt_cached_file_is_fetched_agai
                                                                                bundle_url):
     _, log = site
     log.take()
-    engine_page.reload()  # a new engine in a new worker: only the Cache API remains from the first load
+    engine_page.reload()  # a new engine in a new worker: only the stored bundle remains from the first load
     create_page_engine(engine_page)
     warm = engine_page.evaluate(LOAD, bundle_url)
     print(f"\nwarm load after a page reload: {warm['seconds']:.1f} s")
@@ -247,17 +248,13 @@ def test_reload_loads_without_requests_and_a_corrupt_cached_file_is_fetched_agai
     assert {e["stage"] for e in warm["events"]} == {"manifest", "cache", "compile", "ready"}
 
     shard = "params_shard_2.bin"
-    engine_page.evaluate("""async ({id, url}) => {
-        const cache = await caches.open(`tabllm-bundle-${id}`);
-        const key = new URL(url, location.href).href + "?piece=0";  // the shard's first piece (bundle-store.js)
-        const piece = await cache.match(key);
-        const bytes = new Uint8Array(await piece.arrayBuffer());
-        bytes[12345] ^= 0xff;  // one flipped byte
-        await cache.put(key, new Response(bytes, {headers: piece.headers}));
-    }""", {"id": smollm2_q4_bundle.bundle_id, "url": bundle_url + shard})
+    damage(engine_page, smollm2_q4_bundle.bundle_id, shard, flip=12345)  # one flipped byte, same size
     repaired = engine_page.evaluate(LOAD, bundle_url)
     assert log.take() == [bundle_url + shard]
     assert repaired["info"]["bundleId"] == smollm2_q4_bundle.bundle_id
+    expected = next(f for f in smollm2_q4_bundle.manifest["files"] if f["path"] == shard)
+    assert stored_files(engine_page, smollm2_q4_bundle.bundle_id)[shard] == {
+        "bytes": expected["bytes"], "sha256": expected["sha256"], "verified": True}
 
     # the reloaded model (its weights re-read, one shard re-fetched) answers like the first one
     completion = engine_page.evaluate("(r) => window.engine.chat.completions.create(r)", {
@@ -284,35 +281,20 @@ def test_a_shard_corrupt_on_the_server_is_reported_and_nothing_corrupt_is_cached
     shard.write_bytes(data)
     url, _ = serve_site(bundle_copy.parent)
 
-    context = webgpu_browser.new_context()  # an empty Cache API
+    context = webgpu_browser.new_context()  # empty storage
     try:
         page = open_engine_page(context, url)
         error = error_of(page, "(url) => window.engine.load(url)", bundle_url)
-        cached = page.evaluate("""async (id) => {
-            const cache = await caches.open(`tabllm-bundle-${id}`);
-            const pieces = {};  // file name -> [offset, bytes] of its cached pieces (bundle-store.js)
-            for (const request of await cache.keys()) {
-                const url = new URL(request.url);
-                const bytes = new Uint8Array(await (await cache.match(request)).arrayBuffer());
-                (pieces[url.pathname.split("/").pop()] ??= []).push([Number(url.searchParams.get("piece")), bytes]);
-            }
-            const hashes = {};
-            for (const [name, parts] of Object.entries(pieces)) {
-                parts.sort((a, b) => a[0] - b[0]);
-                const whole = new Uint8Array(parts.reduce((n, [, bytes]) => n + bytes.length, 0));
-                let offset = 0;
-                for (const [, bytes] of parts) { whole.set(bytes, offset); offset += bytes.length; }
-                const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", whole));
-                hashes[name] = Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
-            }
-            return hashes;
-        }""", smollm2_q4_bundle.bundle_id)
+        stored = stored_files(page, smollm2_q4_bundle.bundle_id)
     finally:
         context.close()
-    print(f"\ncorrupt shard on the server: {error}; cached: {sorted(cached)}")
+    print(f"\ncorrupt shard on the server: {error}; stored: {sorted(stored)}")
     assert error["name"] == "BundleError" and error["body"]["code"] == "bundle_checksum_mismatch"
     assert f"{bundle_url}params_shard_0.bin: sha256 mismatch" in error["body"]["message"]
     assert "corrupt" in error["body"]["message"]
-    assert "params_shard_0.bin" not in cached
+    # nothing of the corrupt shard is kept (its file gone or emptied), and whatever was kept verified
+    corrupt = stored.get("params_shard_0.bin", {"bytes": 0, "verified": False})
+    assert corrupt["bytes"] == 0 and not corrupt["verified"]
     sha256 = {f["path"]: f["sha256"] for f in smollm2_q4_bundle.manifest["files"]}
-    assert {path: sha256[path] for path in cached} == cached  # whatever was cached verified
+    assert all(file["sha256"] == sha256[name] and file["verified"] for name, file in stored.items()
+               if name != "params_shard_0.bin")

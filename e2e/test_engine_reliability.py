@@ -1,9 +1,10 @@
 """The engine when used wrongly or unluckily, on the real server, the real SmolLM2 bundle and the real worker in
 Chromium: bad arguments are refused before anything runs, concurrent loads leave it truthful, typed special
 tokens stay text, a download cut off by a dying server is a BundleError that a retry resumes with a Range request,
-a storage quota or GPU limits too small for the bundle fail before the download with the sizes, and a crashed
-worker or a lost GPU device fails calls clearly until load() starts over, and the CPU library keeps its answers
-with the model above 2 GB of its memory (as a 3B model's weights put it). The CPU library (device "wasm") keeps
+a stored file cut short or gone is fetched again (never used), a bundle the Cache API store kept moves to OPFS
+without a download, a storage quota or GPU limits too small for the bundle fail before the download with the
+sizes, a crashed worker or a lost GPU device fails calls clearly until load() starts over, and the CPU library
+keeps its answers with the model above 2 GB of its memory (as a 3B model's weights put it). The CPU library (device "wasm") keeps
 generation fast; the lost-device case loads on WebGPU (SwiftShader), where a GPU device exists.
 """
 import asyncio
@@ -15,8 +16,9 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
-from e2e.test_engine_cache import loaded_bytes
-from harness.browser import open_engine_page
+from e2e.stored_files import damage, stored_files
+from e2e.test_engine_cache import NOT_LOADED, loaded_bytes
+from harness.browser import create_page_engine, open_engine_page
 from static_server import create_app
 from static_server.headers import SecurityHeadersMiddleware
 from tests.multi_turn import MAX_NEW_TOKENS, USER_TURNS, reference_conversation
@@ -162,7 +164,7 @@ def test_two_loads_at_once_leave_the_engine_truthful(cpu_page, bundle_url):
 def test_a_download_cut_off_mid_shard_is_a_bundle_error_and_a_retry_resumes_it_with_a_range_request(
         webgpu_browser, reliability_site, bundle_url):
     url, server = reliability_site
-    context = webgpu_browser.new_context()  # an empty Cache API
+    context = webgpu_browser.new_context()  # empty storage
     try:
         page = open_engine_page(context, url)
         server.cut = "params_shard_1.bin"
@@ -192,6 +194,76 @@ def test_a_download_cut_off_mid_shard_is_a_bundle_error_and_a_retry_resumes_it_w
     assert all(rng == "" for name, rng in fetched_again if name != "params_shard_1.bin")
 
 
+def test_a_stored_shard_cut_short_or_gone_is_noticed_and_fetched_again_never_used(
+        webgpu_browser, reliability_site, smollm2_q4_bundle, bundle_url):
+    """A warm load checks each stored file's size and hash against the record written when it was verified: a file
+    cut short resumes from where it now ends (a Range request, the whole checked against the manifest's sha256
+    again), a file gone is fetched whole, and the answer is the reference's."""
+    url, server = reliability_site
+    bundle_id = smollm2_q4_bundle.bundle_id
+    context = webgpu_browser.new_context()  # empty storage
+    try:
+        page = open_engine_page(context, url)
+        page.evaluate("(url) => window.engine.load(url, {device: 'wasm'})", bundle_url)
+        page.reload()  # a new worker: only the stored bundle remains
+        create_page_engine(page)
+        damage(page, bundle_id, "params_shard_1.bin", truncate=100_000)
+        damage(page, bundle_id, "params_shard_2.bin", remove=True)
+        server.take()
+        reloaded = outcome(page, "(url) => window.engine.load(url, {device: 'wasm'})", bundle_url)
+        fetched = server.take()
+        answer = first_word(page)
+        stored = stored_files(page, bundle_id)
+    finally:
+        context.close()
+    print(f"\nafter a shard cut short and one removed: fetched {fetched}")
+    assert "value" in reloaded and answer == "The"
+    assert fetched == [("params_shard_1.bin", f"bytes={100_000 - 100_000 % 4096}-"), ("params_shard_2.bin", "")]
+    files = {f["path"]: f for f in smollm2_q4_bundle.manifest["files"]}
+    assert all(file["verified"] and (file["bytes"], file["sha256"]) == (files[name]["bytes"], files[name]["sha256"])
+               for name, file in stored.items())
+
+
+def test_a_bundle_the_cache_api_kept_moves_to_opfs_without_a_download(
+        webgpu_browser, reliability_site, smollm2_q4_bundle, bundle_url):
+    """Without OPFS (some private modes) the engine keeps bundles in the Cache API, as tabllm did before OPFS; a
+    load where OPFS is there moves such a bundle over file by file, with no request, and deletes the Cache API's
+    copy. The cache API lists the bundle with the same bytes before and after."""
+    url, server = reliability_site
+    bundle_id = smollm2_q4_bundle.bundle_id
+    cache_api = """async (id) => ({caches: (await caches.keys()).filter((name) => name.endsWith(id)),
+        manifests: (await (await caches.open("tabllm-manifests")).keys()).length})"""
+    context = webgpu_browser.new_context()  # empty storage
+    try:
+        page = open_engine_page(context, url)
+        page.evaluate("""async (url) => {
+            const engine = await window.engineModule.createEngine(
+                {createWorker: () => new Worker("/e2e/no-opfs-worker.js", {type: "module"})});
+            await engine.load(url, {device: "wasm"});
+        }""", bundle_url)
+        in_cache_api = page.evaluate(cache_api, bundle_id)
+        listed_before = page.evaluate("() => window.engine.cachedBundles()")
+        server.take()
+        page.evaluate("(url) => window.engine.load(url, {device: 'wasm'})", bundle_url)
+        fetched = server.take()
+        answer = first_word(page)
+        left_in_cache_api = page.evaluate(cache_api, bundle_id)
+        listed_after = page.evaluate("() => window.engine.cachedBundles()")
+        stored = stored_files(page, bundle_id)
+    finally:
+        context.close()
+    assert in_cache_api == {"caches": [f"tabllm-bundle-{bundle_id}"], "manifests": 1}
+    assert listed_before == [{"bundleId": bundle_id, "model": smollm2_q4_bundle.manifest["model"],
+                              "quantization": smollm2_q4_bundle.manifest["quantization"],
+                              "bytes": loaded_bytes(smollm2_q4_bundle.manifest)}]
+    assert fetched == [] and answer == "The"
+    assert left_in_cache_api == {"caches": [], "manifests": 0}
+    assert listed_after == listed_before
+    files = {f["path"]: f for f in smollm2_q4_bundle.manifest["files"]}
+    assert sorted(stored) == sorted(name for name in files if not name.endswith(NOT_LOADED))
+    assert all(file["verified"] and file["sha256"] == files[name]["sha256"] for name, file in stored.items())
+
+
 def storage_limits_engine(page, **limits):
     """window.limited: an engine whose worker reports `limits` (e2e/pages/storage-limits-worker.js)."""
     query = "&".join(f"{name}={value}" for name, value in limits.items())
@@ -205,7 +277,7 @@ def test_a_storage_quota_too_small_for_the_bundle_fails_before_downloading_and_s
         webgpu_browser, reliability_site, smollm2_q4_bundle, bundle_url):
     url, server = reliability_site
     quota = 50_000_000
-    context = webgpu_browser.new_context()  # an empty Cache API
+    context = webgpu_browser.new_context()  # empty storage
     try:
         page = open_engine_page(context, url)
         storage_limits_engine(page, quota=quota)

@@ -61,7 +61,7 @@ export class WebGPUUnavailableError extends EngineError {
  * was cut off (the next load resumes it), or the browser's storage quota cannot hold it. */
 export class BundleError extends EngineError {
   /** @param {string} message @param {string} code bundle_fetch_failed | bundle_invalid | bundle_checksum_mismatch
-   *   | bundle_download_interrupted | bundle_storage_quota */
+   *   | bundle_download_interrupted | bundle_storage_quota | bundle_storage_busy */
   constructor(message, code) {
     super(message, { type: "bundle_error", code });
   }

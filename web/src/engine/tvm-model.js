@@ -74,8 +74,8 @@ export class TVMModel {
    * @param {{device: GPUDevice} | null} gpu from requestWebGPU(), or null to run on the CPU
    * @param {Uint8Array} library the model library's bytes for that device (a view of its whole ArrayBuffer)
    * @param {any} tensorCache the parsed tensor-cache.json
-   * @param {(name: string, write: (bytes: Uint8Array, offset: number) => void) => Promise<void>} streamShard
-   *   passes a shard's bytes to `write` and resolves once they are verified (BundleStore.stream)
+   * @param {(name: string, sink: import("./bundle-store.js").Sink) => Promise<void>} streamShard
+   *   passes a shard's bytes to `sink` and resolves once they are verified (BundleStore.stream)
    * @param {() => void} onCompile called before the WebGPU pipelines are compiled
    * @param {number} threads how many threads run the CPU library
    */
@@ -192,10 +192,12 @@ export class TVMModel {
 
 /**
  * Every tensor of the tensor cache written on the device, shard by shard, as the shard's bytes stream in (no
- * shard is ever held whole: see BundleStore.stream); the VM's params in metadata order.
+ * shard is ever held whole: see BundleStore.stream); the VM's params in metadata order. On the CPU a store that
+ * reads files (OPFS) reads each tensor's bytes straight into its place in the library's memory (Sink.place).
  */
 async function uploadParams(tvm, device, metadata, tensorCache, streamShard) {
   const byName = new Map();
+  const onCpu = device.deviceType === tvm.cpu().deviceType;
   try {
     for (const shard of tensorCache.records) {
       const tensors = shard.records.map((record) => {
@@ -207,13 +209,21 @@ async function uploadParams(tvm, device, metadata, tensorCache, streamShard) {
         byName.set(record.name, tensor);
         return { record, tensor };
       });
-      await streamShard(shard.dataPath, (bytes, offset) => {
-        const end = offset + bytes.length;
-        for (const { record, tensor } of tensors) {
-          const from = Math.max(offset, record.byteOffset);
-          const to = Math.min(end, record.byteOffset + record.nbytes);
-          if (from < to) writeTensor(tvm, tensor, from - record.byteOffset, bytes.subarray(from - offset, to - offset));
-        }
+      await streamShard(shard.dataPath, {
+        place: onCpu ? (offset, length) => {
+          const found = tensors.find(({ record }) => offset >= record.byteOffset && offset < record.byteOffset + record.nbytes);
+          if (!found) return null;
+          const at = offset - found.record.byteOffset;
+          return cpuBytes(tvm, found.tensor, at, Math.min(length, found.record.nbytes - at));
+        } : undefined,
+        write: (bytes, offset) => {
+          const end = offset + bytes.length;
+          for (const { record, tensor } of tensors) {
+            const from = Math.max(offset, record.byteOffset);
+            const to = Math.min(end, record.byteOffset + record.nbytes);
+            if (from < to) writeTensor(tvm, tensor, from - record.byteOffset, bytes.subarray(from - offset, to - offset));
+          }
+        },
       });
     }
     await device.sync();
@@ -228,12 +238,17 @@ async function uploadParams(tvm, device, metadata, tensorCache, streamShard) {
   }
 }
 
+/** `length` bytes of a CPU tensor's storage from byte `at`: a view of the library's memory. */
+function cpuBytes(tvm, tensor, at, length) {
+  return new Uint8Array(tvm.memory.memory.buffer, tensor.getCPUDataAddress() + at, length);
+}
+
 /** Write `bytes` into a tensor's storage at byte `at`: straight into the CPU library's memory, or a WebGPU queue
  * write (4-byte aligned: the pieces BundleStore.stream gives are). tvmjs's copyFromRawBytes takes whole tensors
  * only, and on the CPU passes them through a temporary copy in the library's heap. */
 function writeTensor(tvm, tensor, at, bytes) {
   if (tensor.device.deviceType === tvm.cpu().deviceType) {
-    new Uint8Array(tvm.memory.memory.buffer, tensor.getCPUDataAddress() + at, bytes.length).set(bytes);
+    cpuBytes(tvm, tensor, at, bytes.length).set(bytes);
   } else {
     tvm.lib.webGPUContext.copyRawBytesToBuffer(bytes, tensor.getDataPtr(), tensor.byteOffset + at, bytes.length);
   }

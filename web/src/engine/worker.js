@@ -2,8 +2,7 @@
 // tokenizer. Runs one operation at a time (load, chat, unload) from a queue; aborts are seen between prefill
 // chunks and decode steps (each step yields to the worker's messages: see TVMModel.forward). The messages it
 // takes and sends are defined in protocol.js.
-import { Tokenizer } from "./tokenizer.js";
-import { BundleStore } from "./bundle-store.js";
+import { BundleTokenizer } from "./bundle-tokenizer.js";
 import { choiceChunk, completionMeta, textChunk, toolCallChunks, usageChunk, usageOf } from "./completion.js";
 import {
   ContextLengthExceededError, EngineError, ModelNotLoadedError, WebGPUUnavailableError, notAChatModel, toWire,
@@ -11,19 +10,19 @@ import {
 import { generate } from "./generation.js";
 import { GrammarCompiler } from "./grammar.js";
 import { LIBRARY_SUFFIX, hasModelLibrary, modelLibrary } from "./manifest.js";
+import { openBundleStore } from "./open-store.js";
 import { ChatTemplate } from "./prompt.js";
 import { PromptEncoder } from "./prompt-tokens.js";
 import { Op, Reply } from "./protocol.js";
 import { seededRandom } from "./sampler.js";
 import { hasRelaxedSimd, threadCount } from "./model-library.js";
-import { TokenTable } from "./token-table.js";
 import { ToolCallStream, templateInput, toolCallGrammar } from "./tools.js";
 import { TVMModel, checkWebGPULimits, requestWebGPU } from "./tvm-model.js";
 
 
-/** @type {null | {model: TVMModel, tokenizer: Tokenizer, plainTokenizer: Tokenizer, prompts: PromptEncoder | null,
+/** @type {null | {model: TVMModel, tokenizer: BundleTokenizer, prompts: PromptEncoder | null,
  *                 bosTokenId: number | null, info: any, stopTokenIds: Set<number>, stopStrings: string[],
- *                 tokenTable: TokenTable, grammars: Promise<GrammarCompiler> | null}}
+ *                 grammars: Promise<GrammarCompiler> | null}}
  * prompts: null for a model without a chat template */
 let loaded = null;
 let queue = Promise.resolve();
@@ -128,13 +127,13 @@ async function load({ id, bundleUrl, device: requested, threads: requestedThread
   unload();
   const started = performance.now();
   const progress = (p) => post({ id, type: Reply.progress, progress: p });
-  const store = await BundleStore.open(bundleUrl, progress);
+  const store = await openBundleStore(bundleUrl, progress);
   const { manifest } = store;
   let tensorCacheRead = null;
   const readTensorCache = () => (tensorCacheRead ??= store.readJson("tensor-cache.json"));
   const { device, gpu, cpuBecause } = await chooseDevice(requested, manifest, readTensorCache);
   if (gpu) reportDeviceLoss(gpu.device);
-  let tokenizers = null;
+  let tokenizer = null;
   try {
     const kind = libraryKind(device, manifest);
     for (const other of Object.keys(LIBRARY_SUFFIX)) {
@@ -145,14 +144,13 @@ async function load({ id, bundleUrl, device: requested, threads: requestedThread
     const tokenizerConfig = await store.readJson("tokenizer_config.json");
     // a base model has no chat template: it serves completions only
     const template = typeof tokenizerConfig.chat_template === "string" ? new ChatTemplate(tokenizerConfig) : null;
-    const tokenizerJson = await store.readJson("tokenizer.json");
-    tokenizers = await loadTokenizers(tokenizerJson);
+    tokenizer = await BundleTokenizer.load(await store.read("tokenizer.json"), chatConfig);
     const tensorCache = await readTensorCache();
     const library = await store.read(modelLibrary(manifest, kind).path);
     const compiling = () => progress({ stage: "compile", text: "Compiling WebGPU shaders", loadedBytes: store.loadedBytes,
       totalBytes: store.totalBytes, fraction: store.loadedBytes / store.totalBytes });
     const cpu = device === "wasm" ? threadCount(requestedThreads) : null;
-    const model = await TVMModel.load(gpu, library, tensorCache, (name, write) => store.stream(name, write), compiling,
+    const model = await TVMModel.load(gpu, library, tensorCache, (name, sink) => store.stream(name, sink), compiling,
       cpu?.threads ?? 1);
     const conv = chatConfig.conv_template ?? {};
     const info = {
@@ -174,41 +172,19 @@ async function load({ id, bundleUrl, device: requested, threads: requestedThread
     };
     loaded = {
       model, info,
-      tokenizer: tokenizers.full,
-      plainTokenizer: tokenizers.plain,
-      prompts: template && new PromptEncoder(template, tokenizers.plain, tokenizers.special),
+      tokenizer,
+      prompts: template && new PromptEncoder(template, tokenizer, () => tokenizer.plain(), tokenizer.special),
       bosTokenId: tokenizerConfig.add_bos_token ? tokenizerConfig.bos_token_id : null,
       stopTokenIds: new Set([chatConfig.eos_token_id ?? [], conv.stop_token_ids ?? []].flat()),
       stopStrings: conv.stop_str ?? [],
-      tokenTable: new TokenTable(tokenizerJson, chatConfig.vocab_size,
-        chatConfig.tokenizer_info?.token_postproc_method ?? "byte_level"),
       grammars: null, // the GrammarCompiler, made for the first request with a response_format
     };
     progress({ stage: "ready", text: `Loaded ${info.model} in ${info.loadTimeS.toFixed(1)} s`,
       loadedBytes: store.totalBytes, totalBytes: store.totalBytes, fraction: 1 });
     return info;
   } catch (error) {
-    tokenizers?.full.dispose();
-    tokenizers?.plain.dispose();
+    tokenizer?.dispose();
     gpu?.device.destroy();
-    throw error;
-  }
-}
-
-/**
- * The bundle's tokenizer (`full`: decodes the model's output), the same without its special tokens (`plain`:
- * encodes message text as plain text) and those special tokens.
- * @param {any} tokenizerJson the parsed tokenizer.json
- */
-async function loadTokenizers(tokenizerJson) {
-  const added = tokenizerJson.added_tokens ?? [];
-  const bytes = (json) => new TextEncoder().encode(JSON.stringify(json)).buffer;
-  const full = await Tokenizer.fromJSON(bytes(tokenizerJson));
-  try {
-    const plain = await Tokenizer.fromJSON(bytes({ ...tokenizerJson, added_tokens: added.filter((t) => !t.special) }));
-    return { full, plain, special: added.filter((t) => t.special) };
-  } catch (error) {
-    full.dispose();
     throw error;
   }
 }
@@ -217,7 +193,6 @@ function unload() {
   if (!loaded) return null;
   loaded.model.dispose();
   loaded.tokenizer.dispose();
-  loaded.plainTokenizer.dispose();
   loaded.grammars?.then((compiler) => compiler.dispose(), () => {});
   loaded = null;
   return null;
@@ -229,7 +204,7 @@ async function chat({ id, request }) {
   if (!loaded) throw new ModelNotLoadedError();
   const { model, tokenizer, info } = loaded;
   const legacy = request.prompt !== undefined;
-  const promptIds = legacy ? completionPromptIds(request.prompt) : promptIdsOf(request.messages, request.tools);
+  const promptIds = legacy ? completionPromptIds(request.prompt) : await promptIdsOf(request.messages, request.tools);
   const room = model.contextWindowSize - promptIds.length;
   if (room < 1 || (request.maxTokens !== null && request.maxTokens > room)) {
     const [what, take] = legacy ? ["prompt", "takes"] : ["messages", "take"];
@@ -246,7 +221,7 @@ async function chat({ id, request }) {
   const meta = completionMeta(info.model, legacy ? "cmpl" : "chatcmpl");
   const send = (chunk) => post({ id, type: Reply.chunk, chunk });
   const logprobs = request.topLogprobs === null ? null
-    : { top: request.topLogprobs, tokenBytes: (token) => loaded.tokenTable.bytes(token) };
+    : { top: request.topLogprobs, tokenBytes: (token) => loaded.tokenizer.tokenTable().bytes(token) };
   // With tools, what may be a call is held until the choice ends (ToolCallStream); logprobs go with the text
   // their tokens made, those of held text with the first chunk at the end.
   const outputs = request.tools && Array.from({ length: request.n }, () => ({
@@ -310,7 +285,7 @@ async function chat({ id, request }) {
 /** The loaded bundle's GrammarCompiler, made on first use. */
 function grammarCompiler() {
   const bundle = loaded;
-  bundle.grammars ??= GrammarCompiler.create(bundle.tokenTable, [...bundle.stopTokenIds]).catch((error) => {
+  bundle.grammars ??= GrammarCompiler.create(bundle.tokenizer.tokenTable(), [...bundle.stopTokenIds]).catch((error) => {
     bundle.grammars = null; // try again on the next request
     throw error;
   });
@@ -319,7 +294,7 @@ function grammarCompiler() {
 
 /** The prompt token ids of a conversation (and its tools): the chat template rendered, then tokenized (message
  * text as plain text: see PromptEncoder). */
-function promptIdsOf(messages, tools = null) {
+async function promptIdsOf(messages, tools = null) {
   if (!loaded) throw new ModelNotLoadedError();
   if (!loaded.prompts) throw notAChatModel(loaded.info.model);
   const input = templateInput(messages, tools, loaded.prompts.template.takesTools);
