@@ -1,8 +1,8 @@
 """python -m bench.load_memory [--bundles DIR] [--model NAME] [--quantization Q] [--baseline-dist DIR] [--json PATH]
 
 The engine's memory while it loads a bundle on the CPU (device "wasm": the weights live in the tab's own process)
-in headless Chromium, from the real server: cold (an empty Cache API, every file downloaded) and warm (a page
-reload, every file from the Cache API). For each load: the renderer's PSS (the page and its workers: the
+in headless Chromium, from the real server: cold (empty storage, every file downloaded) and warm (a page
+reload, every file from the browser's storage). For each load: the renderer's PSS (the page and its workers: the
 engine's worker, the weights in the CPU library's memory) sampled every 20 ms: before the load, its peak, a
 second after it (what the loaded engine keeps: the weights, the library, the tokenizer, the KV cache pages
 touched), the peak above that (what the load itself held for a while: a shard held whole, its copies, garbage not
@@ -49,10 +49,10 @@ def measure(web_dist: Path, bundles_dir: Path, bundle) -> list[dict]:
     rows = []
     with BackgroundServer(create_app(bundles_dir, web_dist)) as server, sync_playwright() as playwright:
         browser = launch_webgpu_chromium(playwright.chromium)
-        page = open_engine_page(browser.new_context(), server.url)  # a fresh profile: an empty Cache API
+        page = open_engine_page(browser.new_context(), server.url)  # a fresh profile: empty storage
         for kind in ("cold", "warm"):
             if kind == "warm":
-                page.reload()  # a new worker: only the Cache API remains
+                page.reload()  # a new worker: only the stored bundle remains
                 create_page_engine(page)
             time.sleep(1)  # let the page settle before the baseline sample
             pids = renderer_pids()

@@ -67,9 +67,9 @@ def bench_browser(bundles_dir: Path, bundle: Bundle, conversations: list[list[di
     bundle_url = f"/bundles/{bundle.bundle_id}/"
     with BackgroundServer(create_app(bundles_dir, web_dist)) as server, sync_playwright() as playwright, \
             PeakMemory(memory_pids) as memory, webgpu_chromium_profile(playwright.chromium) as context:
-        page = open_engine_page(context, server.url)  # a fresh profile: an empty Cache API
+        page = open_engine_page(context, server.url)  # a fresh profile: empty storage
         cold = page.evaluate(load, [bundle_url, device, threads])
-        page.reload()  # a new engine: everything comes from the Cache API
+        page.reload()  # a new engine: everything comes from the browser's storage
         create_page_engine(page)
         warm = page.evaluate(load, [bundle_url, device, threads])
         # The first token and `decode_tokens` more, as the native rows and wllama generate.

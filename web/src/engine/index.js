@@ -142,7 +142,7 @@ export class Engine {
   }
 
   /**
-   * The bundles kept in the browser's Cache API, with the bytes each holds there.
+   * The bundles kept in the browser (OPFS, or the Cache API), with the bytes each holds there.
    * @returns {Promise<CachedBundle[]>}
    */
   async cachedBundles() {
@@ -150,8 +150,8 @@ export class Engine {
   }
 
   /**
-   * Delete a bundle from the Cache API (the loaded model, if it is that one, stays loaded). Resolves false if it
-   * was not cached. @param {string} bundleId
+   * Delete a bundle from the browser's storage (the loaded model, if it is that one, stays loaded). Resolves false
+   * if it was not cached. @param {string} bundleId
    */
   async deleteCachedBundle(bundleId) {
     return deleteCachedBundle(bundleId);
