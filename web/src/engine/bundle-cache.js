@@ -24,7 +24,8 @@ export async function listCachedBundles() {
     if (bundleId === null || handle.kind !== "directory") continue;
     let bytes = 0;
     for await (const [file, fileHandle] of handle.entries()) {
-      if (isBundleFile(file) && fileHandle.kind === "file") bytes += (await fileHandle.getFile()).size;
+      // a file a load is writing right now cannot be opened: it counts once written
+      if (isBundleFile(file) && fileHandle.kind === "file") bytes += await fileHandle.getFile().then((f) => f.size, () => 0);
     }
     add(bundleId, bytes);
   }
