@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
-from compile.build import attention_softcap, build, export_model, sliding_window
+from compile.build import build, export_model, sliding_window
 from compile.bundle import Bundle, write_bundle
 from compile.chat_config import chat_config
 from compile.options import CompileOptions
@@ -158,11 +158,6 @@ def compile_bundle(model: str, *, gguf: Path | None = None, quantization: str | 
             report(f"prefill chunk: {options.prefill_chunk_size} -> {window} tokens, the model's sliding window (TVM's "
                    f"attention among a chunk's own tokens has no window)")
             options = replace(options, prefill_chunk_size=window)
-        if attention_softcap(config) and "webgpu" in targets:
-            # built still, and said: the same bundle's CPU libraries are exact
-            report(f"warning: the webgpu library attends without {config.model_type}'s soft cap on the attention "
-                   f"scores ({attention_softcap(config)}): TVM 0.27's WebGPU attention kernels have none. The wasm32 "
-                   f"libraries apply it: load the bundle with device \"wasm\", or leave webgpu out of --libraries")
         with clock.stage("quantize", f"weights -> {quantization}"):
             quantized = quant.quantize(get_architecture(config.model_type).params(config, weights))
         with clock.stage("build", f"Relax model ({quantization}) -> the {', '.join(targets)} libraries' code"):
