@@ -7,8 +7,8 @@ RMS-normalised per head (Gemma 3); the MLP is GeGLU (tanh-approximated GELU); sc
 query_pre_attn_scalar^-0.5; sliding layers attend to the last `sliding_window` tokens only and rotate q and k with
 their own RoPE base (Gemma 3); the output logits are soft-capped where the config says so (Gemma 2). The
 attention scores' soft cap (Gemma 2) is not in these modules: TVM's attention kernels have none, so the CPU library's
-own kernels apply it (compile/llama/cpu_attention.py, given the cap by compile/build.py); TVM's WebGPU kernels do not
-(README). The norms scale by (1 + w): compile/gemma3/__init__.py stores 1 + w, so the RMSNorm here is the
+own kernels apply it (compile/llama/cpu_attention.py) and TVM's GPU kernels get it put in (compile/llama/soft_cap.py),
+both given the cap by compile/build.py. The norms scale by (1 + w): compile/gemma3/__init__.py stores 1 + w, so the RMSNorm here is the
 shared one.
 
 The cache holds one attention kind per layer ("mha_sliding" for the sliding layers, whose window TVM's runtime
