@@ -133,8 +133,8 @@ def _sentencepiece_bpe(tokens: list[str], types: list[int], unk: str | None, spa
     ranked by the merged piece's id (SentencePiece merges the best-scored pair first, and lists its pieces best
     first: Gemma 3's normal pieces score minus their id), the splits of one piece longest left part first
     (transformers' order, exactly, for Gemma 3); characters outside the vocabulary fall back to their UTF-8 bytes
-    <0xNN>. The whitespace runs that llama.cpp stored spelled with spaces are
-    spelled with "▁", as the normalized text reaching them is."""
+    <0xNN>. The whitespace runs that llama.cpp stored spelled with spaces are spelled with "▁", as the normalized
+    text reaching them is."""
     tokens = [token.replace(" ", SPACE) if kind == USER_DEFINED else token for token, kind in zip(tokens, types)]
     spaces = {"type": "Replace", "pattern": {"String": " "}, "content": SPACE}
     ids = {token: i for i, token in enumerate(tokens)}
