@@ -3,9 +3,11 @@ llama.cpp's converter computes it from config.json's rope_scaling). The tiny see
 (tests/tiny_ggufs.py; its original context of 64 tokens puts the 89-token prompt in the scaled range): the numpy
 reference applies the factors and gives transformers' greedy ids and logits (tests/fixtures/llama3_transformers.json),
 which it is far from without them; a build of the file's Q8_0 blocks gives transformers' greedy ids and its own
-weights' logits (tests/test_architecture_ggufs.py checks the float32 build against transformers). The factors a
-Hugging Face config's rope_scaling gives are the converter's; a malformed rope_freqs is refused."""
+weights' logits (tests/test_architecture_ggufs.py checks the float32 build against transformers); `python -m
+compile FILE.gguf`'s pipeline writes a bundle of it. The factors a Hugging Face config's rope_scaling gives are the
+converter's; a malformed rope_freqs is refused."""
 import dataclasses
+import json
 
 import gguf
 import numpy as np
@@ -13,11 +15,13 @@ import pytest
 
 from compile.native import build_native_model
 from compile.options import CompileOptions
-from compile.pipeline import load_hf_source, load_source
+from compile.bundle import verify_bundle
+from compile.pipeline import compile_bundle, load_hf_source, load_source
 from compile.quantization import get_quantization
 from models.errors import UnsupportedModelError
 from models.llama import dequantize_llama, llama3_rope_freq_factors
 from models.reference import NumpyLlama
+from tests.bpe_ggufs import recorded_tokenizer
 from tests.teacher_forced import LOGITS_ATOL, assert_gives_recorded_logits
 from tests.tiny_checkpoints import CHECKPOINTS, recorded, write_checkpoint
 from tests.tiny_ggufs import llama_cpp_rope_freqs, write_llama3_gguf
@@ -75,6 +79,20 @@ def test_a_build_of_its_q8_0_blocks_gives_transformers_greedy_ids_and_its_weight
     error = max(float(np.max(np.abs(native - expected))) for native, expected in steps)
     print(f"llama3 GGUF, Q8_0 blocks: max |logit - the dequantized reference's| {error:.1e}")
     assert error < LOGITS_ATOL
+
+
+def test_the_compile_pipeline_writes_a_bundle_of_it(tmp_path):
+    """As `python -m compile FILE.gguf` does (its default, the file's own blocks; the wasm32 library only), with
+    Llama 3's tokenizer in the file (tests/bpe_ggufs.py): the bundle's config carries the factors, and a generation
+    ends at <|eot_id|>."""
+    tokenizer = recorded_tokenizer("llama3")["gguf"]
+    path, config, _ = write_llama3_gguf(tmp_path, CASE["seed"], gguf.GGMLQuantizationType.Q8_0, tokenizer=tokenizer)
+    bundle = compile_bundle(str(path), output=tmp_path / "bundle", options=OPTIONS, opt_level="fast",
+                            libraries=("wasm32",), report=lambda message: None).bundle
+    verify_bundle(bundle.path)
+    chat = json.loads((bundle.path / "mlc-chat-config.json").read_text(encoding="utf-8"))
+    assert chat["quantization"] == "gguf" and chat["model_config"]["rope_freq_factors"] == config.rope_freq_factors
+    assert [tokenizer["tokens"][i] for i in chat["eos_token_id"]] == ["<|eot_id|>"]
 
 
 # config.json's keys that decide the factors, of Meta's Llama 3.1 8B, 3.2 1B and 3.2 3B

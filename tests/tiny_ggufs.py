@@ -111,11 +111,14 @@ def llama_cpp_rope_freqs(hf: dict) -> np.ndarray:
 
 
 def write_llama3_gguf(directory: Path, seed: int, matrix_type: GGMLQuantizationType = GGMLQuantizationType.F32,
-                      rope_freqs: np.ndarray | None = None) -> tuple[Path, LlamaConfig, dict]:
+                      rope_freqs: np.ndarray | None = None, tokenizer: dict | None = None
+                      ) -> tuple[Path, LlamaConfig, dict]:
     """(directory/tiny-llama3-TYPE.gguf, the checkpoint's config, its float32 weights), as llama.cpp's LlamaModel
     writes Llama 3.1/3.2: the `gguf` package's names, Q/K rows permuted, the RoPE scaling as rope_freqs (no
-    rope.scaling keys), the matrices in `matrix_type`. `rope_freqs`: another tensor in its place (a malformed one)."""
-    checkpoint = write_checkpoint("llama3", directory / "checkpoint", seed)
+    rope.scaling keys), the matrices in `matrix_type`. `rope_freqs`: another tensor in its place (a malformed one);
+    `tokenizer`: a recorded tokenizer's "gguf" entry (tests/bpe_ggufs.py; the vocabulary then its size)."""
+    changes = {"vocab_size": len(tokenizer["tokens"])} if tokenizer else None
+    checkpoint = write_checkpoint("llama3", directory / "checkpoint", seed, changes)
     hf = json.loads((checkpoint / "config.json").read_text())
     config, weights = load_hf_source(checkpoint)
     names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, config.num_hidden_layers)
@@ -123,6 +126,8 @@ def write_llama3_gguf(directory: Path, seed: int, matrix_type: GGMLQuantizationT
     writer = gguf.GGUFWriter(path, "llama")
     add_decoder_metadata(writer, config)
     writer.add_rope_dimension_count(config.head_dim)
+    if tokenizer:
+        add_tokenizer(writer, tokenizer)
     for hf_name, w in weights.items():
         if hf_name.endswith(("q_proj.weight", "k_proj.weight")):
             heads = config.num_attention_heads if "q_proj" in hf_name else config.num_key_value_heads
