@@ -182,11 +182,20 @@ def compile_bundle(model: str, *, gguf: Path | None = None, quantization: str | 
     return CompileResult(bundle, clock.seconds)
 
 
+# The texts of the tokens llama.cpp ends a generation at whatever the file's keys say (llama-vocab.cpp): llama.cpp's
+# converter names no end-of-turn token for Phi-3, whose turns end with <|end|>.
+END_OF_TURN_TEXTS = frozenset(["<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<EOT>",
+                               "_<EOT>", "<\uff5cend\u2581of\u2581sentence\uff5c>"])
+
+
 def gguf_turn_end_ids(gguf: Path) -> list[int]:
-    """The GGUF's end-of-turn and end-of-message tokens, where it names them."""
+    """The GGUF's end-of-turn and end-of-message tokens where it names them, then the tokens llama.cpp recognises
+    as ending a turn by their text."""
     reader = open_gguf(gguf)
-    ids = [gguf_value(reader, f"tokenizer.ggml.{key}_token_id", None) for key in ("eot", "eom")]
-    return [i for i in ids if i is not None]
+    named = [gguf_value(reader, f"tokenizer.ggml.{key}_token_id", None) for key in ("eot", "eom")]
+    ids = [i for i in named if i is not None]
+    tokens = gguf_value(reader, "tokenizer.ggml.tokens")
+    return ids + [i for i, text in enumerate(tokens) if text in END_OF_TURN_TEXTS and i not in ids]
 
 
 def _check_params_match(params: list, declared: list[dict]) -> None:
