@@ -7,7 +7,9 @@
 // placeholder before the template is rendered; the special tokens left in the rendered prompt are therefore the
 // template's. The prompt is cut at those, and every piece between them has its placeholders put back and is
 // encoded by a tokenizer that knows no special tokens. Tokenizers split at special tokens and encode the pieces
-// between them independently anyway, so a prompt without such text gets exactly the ids it always got.
+// between them independently anyway, so a prompt without such text gets exactly the ids it always got. A special
+// token marked lstrip or rstrip in tokenizer.json takes the whitespace before or after it with it, as Hugging Face's
+// tokenizers do (Phi-3's <|user|>, <|assistant|> and <|end|> take the newline the template puts after them).
 
 const ESCAPE = "\uE000"; // private-use characters: a placeholder is ESCAPE <index> END
 const END = "\uE001";
@@ -15,20 +17,29 @@ const PLACEHOLDER = new RegExp(`${ESCAPE}(\\d+)${END}`, "g");
 
 const escapeRegExp = (text) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
+/** The index of the first character of `text` at or after `from` that is not whitespace. */
+function skipWhitespace(text, from) {
+  const whitespace = /\s*/y;
+  whitespace.lastIndex = from;
+  whitespace.exec(text);
+  return whitespace.lastIndex;
+}
+
 export class PromptEncoder {
   /**
    * @param {{render(messages: Array<{role: string, content: string}>, tools?: object[] | null): string}} template
    *   the chat template
    * @param {{encode(text: string): ArrayLike<number>}} plainTokenizer the bundle's tokenizer without its special
    *   tokens (tokenizer.json with those left out of added_tokens): encodes any text as plain text
-   * @param {Array<{content: string, id: number}>} specialTokens tokenizer.json's added tokens marked special
+   * @param {Array<{content: string, id: number, lstrip?: boolean, rstrip?: boolean}>} specialTokens
+   *   tokenizer.json's added tokens marked special
    */
   constructor(template, plainTokenizer, specialTokens) {
     this.template = template;
     this.plainTokenizer = plainTokenizer;
-    this.ids = new Map(specialTokens.map((token) => [token.content, token.id]));
+    this.tokens = new Map(specialTokens.map((token) => [token.content, token]));
     // longest first, so a token that begins with another is matched whole
-    const alternatives = [...this.ids.keys()].sort((a, b) => b.length - a.length).map(escapeRegExp);
+    const alternatives = [...this.tokens.keys()].sort((a, b) => b.length - a.length).map(escapeRegExp);
     this.special = alternatives.length ? new RegExp(alternatives.join("|"), "g") : null;
     this.escapable = new RegExp([ESCAPE, ...alternatives].join("|"), "g");
   }
@@ -57,9 +68,12 @@ export class PromptEncoder {
     };
     let from = 0;
     for (const match of this.special ? prompt.matchAll(this.special) : []) {
-      encodePlain(prompt.slice(from, match.index));
-      ids.push(this.ids.get(match[0]));
+      const token = this.tokens.get(match[0]);
+      const before = prompt.slice(from, match.index);
+      encodePlain(token.lstrip ? before.trimEnd() : before);
+      ids.push(token.id);
       from = match.index + match[0].length;
+      if (token.rstrip) from = skipWhitespace(prompt, from);
     }
     encodePlain(prompt.slice(from));
     return ids;
