@@ -92,10 +92,13 @@ class Attention(nn.Module):
     """Grouped-query attention over the paged KV cache, with fused q/k/v; the projection has a bias where the
     config says so (Qwen2). `qk_norm`: q and k are RMS-normalised per head before the rotary embedding (Qwen3).
     `rotary`: RoPE applied here, at the positions the cache reports, rather than by the cache (per-frequency
-    factors: Llama 3's scaling, Phi-3's LongRoPE)."""
+    factors: Llama 3's scaling, Phi-3's LongRoPE; Gemma's RoPE base per layer). `sm_scale`: what the scores are
+    scaled by (head_dim^-0.5 by default; Gemma's query_pre_attn_scalar^-0.5)."""
 
-    def __init__(self, config: LlamaConfig, *, qk_norm: bool, rotary: Rotary | None = None):
+    def __init__(self, config: LlamaConfig, *, qk_norm: bool, rotary: Rotary | None = None,
+                 sm_scale: float | None = None):
         self.head_dim = config.head_dim
+        self.sm_scale = config.head_dim ** -0.5 if sm_scale is None else sm_scale
         self.num_q_heads = config.num_attention_heads
         self.num_kv_heads = config.num_key_value_heads
         qkv_features = (self.num_q_heads + 2 * self.num_kv_heads) * self.head_dim
@@ -120,7 +123,7 @@ class Attention(nn.Module):
             qkv = op.concat([q, k, v], dim=2)
         # The cache applies RoPE to q and k (unless `rotary` did), appends k and v, and attends over everything
         # cached so far.
-        out = kv_cache.attention_with_fused_qkv(layer_id, qkv, self.num_q_heads, sm_scale=self.head_dim**-0.5)
+        out = kv_cache.attention_with_fused_qkv(layer_id, qkv, self.num_q_heads, sm_scale=self.sm_scale)
         return self.o_proj(op.reshape(out, (b, s, self.num_q_heads * self.head_dim)))
 
 
