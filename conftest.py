@@ -17,6 +17,7 @@ from models.reference import NumpyLlama
 from models.registry import get_model
 from models.synthetic import add_decoder_metadata
 from models.tokenizer import write_tokenizer_files
+from tests.tiny_ggufs import llama_cpp_permute
 
 FIXTURES = Path(__file__).parent / "tests" / "fixtures"
 SMOLLM2 = "smollm2-135m-instruct"
@@ -92,11 +93,6 @@ TINY_CONFIG = LlamaConfig(
     hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
     head_dim=16, rope_theta=10000.0, rms_norm_eps=1e-5, vocab_size=40, tie_word_embeddings=True, context_length=16,
 )
-
-
-def llama_cpp_permute(w: np.ndarray, n_heads: int) -> np.ndarray:
-    """llama.cpp convert_hf_to_gguf.py's LlamaModel.permute: HF rotate_half rows -> GGML interleaved pairs."""
-    return w.reshape(n_heads, 2, w.shape[0] // n_heads // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
 HF_TO_GGUF = {

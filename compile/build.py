@@ -12,6 +12,7 @@ from tvm.s_tir import dlight as dl
 
 from compile.llama.cpu_attention import replace_cpu_attention_kernels
 from compile.llama.merge_state import replace_merge_state_kernel
+from compile.llama.soft_cap import soft_cap_gpu_attention
 from compile.logits import add_logits_functions
 from compile.options import CompileOptions
 from compile.quantization import quantize_module
@@ -97,12 +98,15 @@ def replace_kv_cache_kernels(mod: tvm.IRModule, num_kv_heads: int, num_q_heads: 
                              target: tvm.target.Target, sliding_window: int | None = None,
                              softcap: float | None = None) -> None:
     """Our kernels in place of some of TVM's paged KV cache (exported for `target` into `mod`): on a GPU, the merge
-    of attention states, which races (merge_state.py); on a CPU, the attention kernels, which are scalar
-    (cpu_attention.py) and have no soft cap (`softcap`: the model's attention logit soft cap)."""
+    of attention states, which races (merge_state.py), and TVM's attention kernels soft-capped (soft_cap.py); on a
+    CPU, the attention kernels, which are scalar (cpu_attention.py). `softcap`: the model's attention logit soft
+    cap, which TVM's kernels have none of."""
     if target.kind.name == "llvm":
         replace_cpu_attention_kernels(mod, num_kv_heads, num_q_heads, head_dim, sliding_window, softcap)
     else:
         replace_merge_state_kernel(mod, num_q_heads, head_dim, "float32", target)
+        if softcap:
+            soft_cap_gpu_attention(mod, softcap)
 
 
 def sliding_window(config: LlamaConfig) -> int | None:

@@ -1,7 +1,8 @@
 """The building blocks of decoder-only transformers as tvm.relax.frontend.nn modules, written once for every
 architecture: the token embedding (doubling as the tied output projection), grouped-query attention through TVM's
-paged KV cache (which applies the rotary embedding, Llama-3 scaling included), the gated MLP, the pre-norm decoder
-layer and the causal LM that exports the MLC model-library ABI.
+paged KV cache (which applies the plain rotary embedding; one with per-frequency factors, Llama 3's scaling or Phi-3's
+LongRoPE, the attention applies itself), the gated MLP, the pre-norm decoder layer and the causal LM that exports the
+MLC model-library ABI.
 
 Parameter names follow MLC-LLM (fused qkv_proj and gate_up_proj) so bundles interoperate; each architecture's
 `weights.py` maps its Hugging Face names onto them.
@@ -39,8 +40,8 @@ def constant_table(values: Sequence[float], i: tirx.Expr) -> tirx.Expr:
 
 def rope_inv_freq(theta: float, head_dim: int, factors: Sequence[float] | None = None) -> tuple[float, ...]:
     """RoPE's frequency of each pair of features, in float32 as transformers computes them, once:
-    1 / (factor_i * theta^(2i / head_dim)), `factors` LongRoPE's (by default none). Here rather than in the kernel,
-    where WGSL's pow is only as exact as its exp2 and log2."""
+    1 / (factor_i * theta^(2i / head_dim)), `factors` Llama 3's or LongRoPE's (by default none). Here rather than in
+    the kernel, where WGSL's pow is only as exact as its exp2 and log2."""
     exponents = np.arange(0, head_dim, 2, dtype=np.int64).astype(np.float32) / np.float32(head_dim)
     divisors = np.float32(theta) ** exponents
     if factors is not None:
@@ -71,7 +72,8 @@ def rotary(x: Tensor, positions: Tensor, inv_freq: Sequence[float], scale: float
 
 @dataclass(frozen=True)
 class Rotary:
-    """RoPE that the model applies to q and k itself, where the KV cache cannot (LongRoPE's per-frequency factors)."""
+    """RoPE that the model applies to q and k itself, where the KV cache cannot (per-frequency factors: Llama 3's
+    scaling as llama.cpp's rope_freqs gives it, LongRoPE's)."""
     inv_freq: tuple[float, ...]
     scale: float = 1.0
 
@@ -89,10 +91,14 @@ class Embedding(nn.Embedding):
 class Attention(nn.Module):
     """Grouped-query attention over the paged KV cache, with fused q/k/v; the projection has a bias where the
     config says so (Qwen2). `qk_norm`: q and k are RMS-normalised per head before the rotary embedding (Qwen3).
-    `rotary`: RoPE applied here, at the positions the cache reports, rather than by the cache (Phi-3's LongRoPE)."""
+    `rotary`: RoPE applied here, at the positions the cache reports, rather than by the cache (per-frequency
+    factors: Llama 3's scaling, Phi-3's LongRoPE; Gemma's RoPE base per layer). `sm_scale`: what the scores are
+    scaled by (head_dim^-0.5 by default; Gemma's query_pre_attn_scalar^-0.5)."""
 
-    def __init__(self, config: LlamaConfig, *, qk_norm: bool, rotary: Rotary | None = None):
+    def __init__(self, config: LlamaConfig, *, qk_norm: bool, rotary: Rotary | None = None,
+                 sm_scale: float | None = None):
         self.head_dim = config.head_dim
+        self.sm_scale = config.head_dim ** -0.5 if sm_scale is None else sm_scale
         self.num_q_heads = config.num_attention_heads
         self.num_kv_heads = config.num_key_value_heads
         qkv_features = (self.num_q_heads + 2 * self.num_kv_heads) * self.head_dim
@@ -117,7 +123,7 @@ class Attention(nn.Module):
             qkv = op.concat([q, k, v], dim=2)
         # The cache applies RoPE to q and k (unless `rotary` did), appends k and v, and attends over everything
         # cached so far.
-        out = kv_cache.attention_with_fused_qkv(layer_id, qkv, self.num_q_heads, sm_scale=self.head_dim**-0.5)
+        out = kv_cache.attention_with_fused_qkv(layer_id, qkv, self.num_q_heads, sm_scale=self.sm_scale)
         return self.o_proj(op.reshape(out, (b, s, self.num_q_heads * self.head_dim)))
 
 
@@ -182,8 +188,12 @@ class CausalLM(nn.Module):
             self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
 
     def model_rotary(self) -> Rotary | None:
-        """RoPE that the attention applies itself; None: the KV cache applies it (Llama 3's scaling included)."""
-        return None
+        """RoPE that the attention applies itself: with the config's per-frequency factors (Llama 3's scaling), where
+        it has them. None: the KV cache applies plain RoPE."""
+        c = self.config
+        if c.rope_freq_factors is None:
+            return None
+        return Rotary(rope_inv_freq(c.rope_theta, c.head_dim, c.rope_freq_factors))
 
     def logits(self, hidden: Tensor) -> Tensor:
         if self.config.tie_word_embeddings:
@@ -234,8 +244,7 @@ class CausalLM(nn.Module):
             mla_original_v_head_dim=0,
             rope_scale=1,
             rope_theta=c.rope_theta,
-            # e.g. Llama 3's {"rope_type": "llama3", "factor": ...}; none where the model applies RoPE
-            rope_scaling=dict(c.rope_scaling or {}) if attention["rope_mode"] == RopeMode.NORMAL else {},
+            rope_scaling={},  # the cache's RoPE is plain: the model applies any scaled one (model_rotary)
             rope_ext_factors=rx.prim_value(0),  # relax has no Optional: 0 stands for "none"
             rotary_dim=c.head_dim,
             enable_disaggregation=False,

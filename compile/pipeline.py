@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
-from compile.build import attention_softcap, build, export_model, sliding_window
+from compile.build import build, export_model, sliding_window
 from compile.bundle import Bundle, write_bundle
 from compile.chat_config import chat_config
 from compile.options import CompileOptions
@@ -158,11 +158,6 @@ def compile_bundle(model: str, *, gguf: Path | None = None, quantization: str | 
             report(f"prefill chunk: {options.prefill_chunk_size} -> {window} tokens, the model's sliding window (TVM's "
                    f"attention among a chunk's own tokens has no window)")
             options = replace(options, prefill_chunk_size=window)
-        if attention_softcap(config) and "webgpu" in targets:
-            # built still, and said: the same bundle's CPU libraries are exact
-            report(f"warning: the webgpu library attends without {config.model_type}'s soft cap on the attention "
-                   f"scores ({attention_softcap(config)}): TVM 0.27's WebGPU attention kernels have none. The wasm32 "
-                   f"libraries apply it: load the bundle with device \"wasm\", or leave webgpu out of --libraries")
         with clock.stage("quantize", f"weights -> {quantization}"):
             quantized = quant.quantize(get_architecture(config.model_type).params(config, weights))
         with clock.stage("build", f"Relax model ({quantization}) -> the {', '.join(targets)} libraries' code"):
@@ -187,11 +182,20 @@ def compile_bundle(model: str, *, gguf: Path | None = None, quantization: str | 
     return CompileResult(bundle, clock.seconds)
 
 
+# The texts of the tokens llama.cpp ends a generation at whatever the file's keys say (llama-vocab.cpp): llama.cpp's
+# converter names no end-of-turn token for Phi-3, whose turns end with <|end|>.
+END_OF_TURN_TEXTS = frozenset(["<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<EOT>",
+                               "_<EOT>", "<\uff5cend\u2581of\u2581sentence\uff5c>"])
+
+
 def gguf_turn_end_ids(gguf: Path) -> list[int]:
-    """The GGUF's end-of-turn and end-of-message tokens, where it names them."""
+    """The GGUF's end-of-turn and end-of-message tokens where it names them, then the tokens llama.cpp recognises
+    as ending a turn by their text."""
     reader = open_gguf(gguf)
-    ids = [gguf_value(reader, f"tokenizer.ggml.{key}_token_id", None) for key in ("eot", "eom")]
-    return [i for i in ids if i is not None]
+    named = [gguf_value(reader, f"tokenizer.ggml.{key}_token_id", None) for key in ("eot", "eom")]
+    ids = [i for i in named if i is not None]
+    tokens = gguf_value(reader, "tokenizer.ggml.tokens")
+    return ids + [i for i, text in enumerate(tokens) if text in END_OF_TURN_TEXTS and i not in ids]
 
 
 def _check_params_match(params: list, declared: list[dict]) -> None:

@@ -1,8 +1,9 @@
-"""Qwen's and Llama 3's byte-level BPE tokenizers from a GGUF, end to end: a tiny Qwen2 GGUF carrying each family's
-recorded tokenizer (tests/bpe_ggufs.py; the tokenizer is read from the tokenizer.* keys whatever the architecture)
-compiled by `python -m compile FILE.gguf`'s pipeline, served by the real server and loaded by the engine on the CPU
-(wasm32) in Chromium, whose tokenizer gives transformers' ids for every recorded text (the BOS token first where the
-file adds one) and for every recorded chat prompt (tests/fixtures/record_bpe_gguf_tokenizers.py)."""
+"""Qwen's and Llama 3's byte-level BPE tokenizers and Phi-3's SentencePiece one from a GGUF, end to end: a tiny Qwen2
+GGUF carrying each family's recorded tokenizer (tests/bpe_ggufs.py; the tokenizer is read from the tokenizer.* keys
+whatever the architecture) compiled by `python -m compile FILE.gguf`'s pipeline, served by the real server and loaded
+by the engine on the CPU (wasm32) in Chromium, whose tokenizer gives transformers' ids for every recorded text (the
+BOS token first where the file adds one) and for every recorded chat prompt
+(tests/fixtures/record_bpe_gguf_tokenizers.py)."""
 import json
 
 import pytest
@@ -10,10 +11,11 @@ import pytest
 from compile.options import CompileOptions
 from compile.pipeline import compile_bundle
 from harness.browser import open_engine_page
-from tests.bpe_ggufs import FAMILIES, recorded_tokenizer
+from tests.bpe_ggufs import FAMILIES, PHI3, recorded_tokenizer
 from tests.tiny_ggufs import write_qwen_gguf
 
-RECORDED = {name: recorded_tokenizer(name) for name in FAMILIES}
+TOKENIZER_FAMILIES = {**FAMILIES, "phi3": PHI3}
+RECORDED = {name: recorded_tokenizer(name) for name in TOKENIZER_FAMILIES}
 OPTIONS = CompileOptions(context_window_size=256, prefill_chunk_size=16)
 
 
@@ -37,7 +39,7 @@ def test_the_bundles_stop_at_the_files_end_of_turn_token(bpe_gguf_site):
     for name, bundle in bundles.items():
         chat_config = json.loads((bundle.path / "mlc-chat-config.json").read_text(encoding="utf-8"))
         tokens, special = RECORDED[name]["gguf"]["tokens"], RECORDED[name]["gguf"]["special_ids"]
-        assert [tokens[i] for i in chat_config["eos_token_id"]] == [FAMILIES[name]["special"]["eos"]]
+        assert [tokens[i] for i in chat_config["eos_token_id"]] == [TOKENIZER_FAMILIES[name]["special"]["eos"]]
         assert chat_config["bos_token_id"] == special["bos"] and chat_config["vocab_size"] == len(tokens)
         assert (chat_config["conv_template"] is not None) == (name == "qwen2")  # ChatML's only
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from gguf import GGMLQuantizationType, GGUFReader
+from gguf import GGMLQuantizationType, GGUFReader, ReaderTensor
 from gguf.quants import dequantize
 
 from models.errors import UnsupportedModelError
@@ -23,6 +23,44 @@ ARCHITECTURE = "llama"  # general.architecture in the GGUF file
 FLOAT_TENSOR_TYPES = frozenset(GGMLQuantizationType[name] for name in ("F32", "F16", "BF16"))
 # Types this converter reads: floats, and the block types whose blocks a bundle can hold exactly.
 SUPPORTED_TENSOR_TYPES = FLOAT_TENSOR_TYPES | BLOCK_TYPES.keys()
+
+ROPE_FREQS = "rope_freqs.weight"  # llama.cpp's tensor of Llama 3's RoPE frequency factors
+LLAMA3_ROPE_KEYS = ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings")
+
+
+def llama3_rope_freq_factors(scaling: dict, theta: float, head_dim: int) -> list[float]:
+    """Llama 3's RoPE scaling (a Hugging Face rope_scaling of rope_type llama3) as what each frequency is divided
+    by, as llama.cpp's converter writes them into rope_freqs: 1 where the wavelength is at most original /
+    high_freq_factor, `factor` where it is at least original / low_freq_factor, and between the two the divisor of
+    transformers' smooth interpolation of the frequency, 1 / ((1 - s) / factor + s). In float32, as both compute."""
+    missing = [key for key in LLAMA3_ROPE_KEYS if key not in scaling]
+    if missing or scaling["high_freq_factor"] <= scaling["low_freq_factor"]:
+        raise UnsupportedModelError(f"Llama 3 RoPE scaling {scaling} (it needs {', '.join(LLAMA3_ROPE_KEYS)}, "
+                                    "high_freq_factor above low_freq_factor) is not supported")
+    factor, low, high, original = (np.float32(scaling[key]) for key in LLAMA3_ROPE_KEYS)
+    inv_freq = np.float32(1) / np.float32(theta) ** (np.arange(0, head_dim, 2).astype(np.float32) / head_dim)
+    wavelength = np.float32(2 * np.pi) / inv_freq
+    # 1 at original / high and shorter wavelengths, 0 at original / low and longer ones
+    smooth = np.clip((original / wavelength - low) / (high - low), 0, 1)
+    divisors = np.where(smooth == 0, factor, 1 / ((1 - smooth) / factor + smooth))
+    return [float(d) for d in divisors.astype(np.float32)]
+
+
+def gguf_rope_freq_factors(tensor: ReaderTensor, head_dim: int) -> list[float]:
+    """A GGUF's rope_freqs tensor, checked to be a divisor of each frequency: head_dim / 2 positive floats."""
+    def malformed(what):
+        raise UnsupportedModelError(f"{ROPE_FREQS} {what}; expected {head_dim // 2} positive floats, each RoPE "
+                                    f"frequency's divisor (Llama 3's scaling, for a head of {head_dim})")
+
+    if tensor.tensor_type not in FLOAT_TENSOR_TYPES:
+        malformed(f"is {tensor.tensor_type.name}")
+    factors = dequantize(tensor.data, tensor.tensor_type).astype(np.float32).reshape(-1)
+    if len(tensor.shape) != 1 or factors.size != head_dim // 2:
+        malformed(f"has shape {[int(n) for n in tensor.shape]}")
+    positive = np.isfinite(factors) & (factors > 0)
+    if not positive.all():
+        malformed(f"holds {factors[~positive][0]}")
+    return [float(f) for f in factors]
 
 
 @dataclass(frozen=True)
@@ -40,8 +78,12 @@ class LlamaConfig:
     context_length: int
     model_type: str = ARCHITECTURE  # the architecture (compile/<model_type>/) that computes this config
     attention_bias: bool = False  # q/k/v projections with a bias
-    # Llama 3's RoPE frequency scaling as Hugging Face writes it ({"rope_type": "llama3", "factor": ...}); None: none
+    # RoPE scaling the layers do not compute from per-frequency factors alone (Phi-3's LongRoPE: its two factor
+    # sets and attention factor, compile/phi3/); None: none
     rope_scaling: dict | None = field(default=None, hash=False)
+    # What each RoPE frequency is divided by (Llama 3's scaling, as llama.cpp's rope_freqs tensor holds it): one
+    # float32 per pair of features; None: none
+    rope_freq_factors: list[float] | None = field(default=None, hash=False)
     # Mistral's sliding window: each token attends to the last `sliding_window` ones. None: to all of them.
     sliding_window: int | None = None
 
@@ -75,6 +117,7 @@ class LlamaConfig:
         tensors = {t.name: t for t in reader.tensors}
         if "token_embd.weight" not in tensors:
             raise UnsupportedModelError(f"{Path(reader.data.filename).name} has no token_embd.weight tensor")
+        rope_freqs = tensors.get(ROPE_FREQS) if ROPE_FREQS in layout.config_tensors else None
         return cls(
             hidden_size=hidden,
             intermediate_size=value("feed_forward_length"),
@@ -87,6 +130,7 @@ class LlamaConfig:
             vocab_size=int(tensors["token_embd.weight"].shape[1]),  # GGML shape is (in, out): (hidden, vocab)
             tie_word_embeddings="output.weight" not in tensors,
             context_length=value("context_length"),
+            rope_freq_factors=None if rope_freqs is None else gguf_rope_freq_factors(rope_freqs, head_dim),
             **layout.implied,
         )
 
@@ -112,20 +156,22 @@ class LlamaConfig:
         if rope_type not in ("default", "llama3"):
             unsupported(f"RoPE scaling {rope_type!r}")
         heads = hf["num_attention_heads"]
+        head_dim = hf.get("head_dim") or hf["hidden_size"] // heads
+        factors = None if rope_type == "default" else llama3_rope_freq_factors(rope, float(theta), head_dim)
         fields = dict(
             hidden_size=hf["hidden_size"],
             intermediate_size=hf["intermediate_size"],
             num_hidden_layers=hf["num_hidden_layers"],
             num_attention_heads=heads,
             num_key_value_heads=hf.get("num_key_value_heads") or heads,
-            head_dim=hf.get("head_dim") or hf["hidden_size"] // heads,
+            head_dim=head_dim,
             rope_theta=float(theta),
             rms_norm_eps=hf["rms_norm_eps"],
             vocab_size=hf["vocab_size"],
             tie_word_embeddings=hf.get("tie_word_embeddings", False),
             context_length=hf["max_position_embeddings"],
             attention_bias=hf.get("attention_bias", False),
-            rope_scaling={"rope_type": "llama3", **rope} if rope_type == "llama3" else None,
+            rope_freq_factors=factors,
             sliding_window=None if "use_sliding_window" in hf else hf.get("sliding_window"),
         )
         return cls(**(fields | implied))
@@ -250,7 +296,8 @@ class GGUFLayout:
     config_tensors: frozenset[str] = frozenset()
 
 
-LLAMA_LAYOUT = GGUFLayout(ARCHITECTURE)
+# Llama 3.1+'s rope_freqs: config, no weight
+LLAMA_LAYOUT = GGUFLayout(ARCHITECTURE, config_tensors=frozenset({ROPE_FREQS}))
 
 
 def read_llama(path: Path, keep_blocks: bool, layout: GGUFLayout = LLAMA_LAYOUT

@@ -1,6 +1,7 @@
 """A readable pure-numpy Llama forward pass with a KV cache: the float32 reference later stages compare against.
 
-Weights use Hugging Face names and layout (see models.llama), so RoPE is HF's rotate_half form.
+Weights use Hugging Face names and layout (see models.llama), so RoPE is HF's rotate_half form; its frequencies are
+divided by the config's per-frequency factors where it has them (Llama 3's scaling).
 """
 import numpy as np
 
@@ -31,13 +32,15 @@ class NumpyLlama:
 
     def __init__(self, config: LlamaConfig, weights: dict[str, np.ndarray]):
         if config.attention_bias or config.rope_scaling or config.sliding_window:
-            raise UnsupportedModelError("the numpy reference computes plain Llama: no attention biases, RoPE scaling "
-                                        "or sliding window (transformers is the reference of the others)")
+            raise UnsupportedModelError("the numpy reference computes Llama: no attention biases, RoPE scaling other "
+                                        "than Llama 3's or sliding window (transformers is the others' reference)")
         check_weights(config, weights)
         self.config, self.w = config, weights
         self.lm_head = weights["model.embed_tokens.weight" if config.tie_word_embeddings else "lm_head.weight"]
         hd = config.head_dim
-        self.inv_freq = (1.0 / config.rope_theta ** (np.arange(0, hd, 2) / hd)).astype(np.float32)
+        # Llama 3's scaling divides each frequency by its factor
+        divisors = config.rope_theta ** (np.arange(0, hd, 2) / hd) * np.asarray(config.rope_freq_factors or 1.0)
+        self.inv_freq = (1.0 / divisors).astype(np.float32)
         self.reset()
 
     def reset(self) -> None:

@@ -4,8 +4,9 @@ or from a Hugging Face checkpoint, and chat template rendering.
 From a GGUF: tokenizer.ggml.model "gpt2" (byte-level BPE) with the "smollm" pre-tokenizer (digits split one by
 one), which reproduces SmolLM2's own tokenizer.json, or with Qwen2/2.5/3's "qwen2" or Llama 3's "llama-bpe", converted
 to the tokenizer.json transformers makes of the file; or "llama" (a SentencePiece BPE model: scores instead of
-merges, byte-fallback tokens <0xNN>, "▁" for a space), as Gemma 3's, converted to the tokenizer.json transformers
-makes of it. From a checkpoint: any tokenizer.json the `tokenizers` library reads, as it is.
+merges, byte-fallback tokens <0xNN>, "▁" for a space), as Gemma 3's (without a space prefix) and Phi-3's (with one),
+converted to the tokenizer.json transformers makes of it. From a checkpoint: any tokenizer.json the `tokenizers`
+library reads, as it is.
 """
 import json
 from collections.abc import Mapping, Sequence
@@ -19,7 +20,7 @@ from models.errors import ModelError, UnsupportedModelError
 from models.gguf_file import gguf_value, open_gguf
 
 # tokenizer.ggml.token_type values (llama.cpp's llama_token_type)
-NORMAL, CONTROL, USER_DEFINED = 1, 3, 4
+NORMAL, UNKNOWN, CONTROL, USER_DEFINED = 1, 2, 3, 4
 SPACE = "\u2581"  # SentencePiece's "▁": a space, in its pieces
 
 BYTE_LEVEL = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}
@@ -60,10 +61,10 @@ def build_tokenizer_files(gguf_path: Path) -> tuple[dict, dict]:
     if value("ggml.add_eos_token", False):
         raise UnsupportedModelError(f"{gguf_path.name}: tokenizers that add an EOS token are not supported yet")
     byte_level = model == "gpt2" and pre in PRE_TOKENIZERS
-    if not byte_level and not (model == "llama" and not value("ggml.add_space_prefix", True)):
+    if not byte_level and model != "llama":
         raise UnsupportedModelError(
             f"{gguf_path.name}: tokenizer {model!r} with pre-tokenizer {pre!r} is not supported (supported: 'gpt2' "
-            f"with {', '.join(map(repr, PRE_TOKENIZERS))}; 'llama' (SentencePiece) without add_space_prefix)"
+            f"with {', '.join(map(repr, PRE_TOKENIZERS))}; 'llama' (SentencePiece))"
         )
     tokens, types = value("ggml.tokens"), value("ggml.token_type")
     special_ids = {name: value(f"ggml.{key}", None) for name, key in SPECIAL_TOKENS.items()}
@@ -71,7 +72,8 @@ def build_tokenizer_files(gguf_path: Path) -> tuple[dict, dict]:
     if byte_level:
         tokenizer_json = _byte_level_bpe(tokens, types, unk, value("ggml.merges"), PRE_TOKENIZERS[pre])
     else:
-        tokenizer_json = _sentencepiece_bpe(tokens, types, unk)
+        # SentencePiece's dummy prefix; llama.cpp's default where the file does not say (Phi-3's converter does not)
+        tokenizer_json = _sentencepiece_bpe(tokens, types, unk, space_prefix=value("ggml.add_space_prefix", True))
     if len(tokenizer_json["model"]["vocab"]) != len(tokens):
         raise ModelError(f"{gguf_path.name}: the tokenizer's vocabulary has duplicate tokens")
     arch = gguf_value(reader, "general.architecture")
@@ -91,13 +93,13 @@ def build_tokenizer_files(gguf_path: Path) -> tuple[dict, dict]:
 
 
 def _added_tokens(tokens: list[str], types: list[int]) -> list[dict]:
-    """Control tokens (special) and user-defined ones (plain text matched whole, as llama.cpp matches them), as
-    transformers adds them; a byte-level vocabulary's are spelled in its alphabet (ASCII ones, in the families read
-    here)."""
+    """Control tokens and the unknown token (special) and user-defined ones (plain text matched whole, as llama.cpp
+    matches them), as transformers adds them; a byte-level vocabulary's are spelled in its alphabet (ASCII ones, in
+    the families read here)."""
     return [
         {"id": i, "content": token, "single_word": False, "lstrip": False, "rstrip": False,
-         "normalized": False, "special": kind == CONTROL}
-        for i, (token, kind) in enumerate(zip(tokens, types)) if kind in (CONTROL, USER_DEFINED)
+         "normalized": False, "special": kind != USER_DEFINED}
+        for i, (token, kind) in enumerate(zip(tokens, types)) if kind in (UNKNOWN, CONTROL, USER_DEFINED)
     ]
 
 
@@ -124,14 +126,17 @@ def _byte_level_bpe(tokens: list[str], types: list[int], unk: str | None, merges
     }
 
 
-def _sentencepiece_bpe(tokens: list[str], types: list[int], unk: str | None) -> dict:
-    """SentencePiece's BPE as a `tokenizers` BPE: spaces become "▁" before merging; a merge exists for every split
-    of a piece into two pieces, ranked by the merged piece's id (SentencePiece merges the best-scored pair first,
-    and lists its pieces best first: Gemma 3's normal pieces score minus their id), the splits of one piece
-    longest left part first (transformers' order, exactly, for Gemma 3); characters outside the vocabulary
-    fall back to their UTF-8 bytes <0xNN>. The whitespace runs that llama.cpp stored spelled with spaces are
-    spelled with "▁", as the normalized text reaching them is."""
+def _sentencepiece_bpe(tokens: list[str], types: list[int], unk: str | None, space_prefix: bool) -> dict:
+    """SentencePiece's BPE as a `tokenizers` BPE: spaces become "▁" before merging, and with `space_prefix` (its dummy
+    prefix) a "▁" goes before each text between special tokens, stripped again from the decoded text, as
+    transformers converts it and llama.cpp tokenizes it; a merge exists for every split of a piece into two pieces,
+    ranked by the merged piece's id (SentencePiece merges the best-scored pair first, and lists its pieces best
+    first: Gemma 3's normal pieces score minus their id), the splits of one piece longest left part first
+    (transformers' order, exactly, for Gemma 3); characters outside the vocabulary fall back to their UTF-8 bytes
+    <0xNN>. The whitespace runs that llama.cpp stored spelled with spaces are spelled with "▁", as the normalized
+    text reaching them is."""
     tokens = [token.replace(" ", SPACE) if kind == USER_DEFINED else token for token, kind in zip(tokens, types)]
+    spaces = {"type": "Replace", "pattern": {"String": " "}, "content": SPACE}
     ids = {token: i for i, token in enumerate(tokens)}
     ranked = []
     for merged_id, (piece, kind) in enumerate(zip(tokens, types)):
@@ -149,13 +154,15 @@ def _sentencepiece_bpe(tokens: list[str], types: list[int], unk: str | None) -> 
         "truncation": None,
         "padding": None,
         "added_tokens": added,
-        "normalizer": {"type": "Replace", "pattern": {"String": " "}, "content": SPACE},
+        "normalizer": ({"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": SPACE}, spaces]}
+                       if space_prefix else spaces),
         "pre_tokenizer": None,
         "post_processor": None,
         "decoder": {"type": "Sequence", "decoders": [
             {"type": "Replace", "pattern": {"String": SPACE}, "content": " "},
             {"type": "ByteFallback"},
             {"type": "Fuse"},
+            *([{"type": "Strip", "content": " ", "start": 1, "stop": 0}] if space_prefix else []),
         ]},
         "model": {
             "type": "BPE",

@@ -1,9 +1,10 @@
-"""Byte-level BPE tokenizers of the Qwen2/2.5/3 and Llama 3 families as llama.cpp writes them into a GGUF, at a
-small scale: a vocabulary of a few thousand tokens trained by tests/fixtures/record_bpe_gguf_tokenizers.py with
-the family's own pre-tokenizer, then the family's own added tokens with llama.cpp's token types, its special token
-ids, add_bos_token and a chat template of the family's shape. The recorded vocabulary and what transformers makes
-of the file are in tests/fixtures/<family>_gguf_tokenizer.json; add_tokenizer writes such a record's tokenizer
-into a GGUF (the recorder's file and the tests' are the same)."""
+"""Byte-level BPE tokenizers of the Qwen2/2.5/3 and Llama 3 families, and Phi-3's SentencePiece BPE one, as
+llama.cpp writes them into a GGUF, at a small scale: a vocabulary of a few thousand tokens trained by
+tests/fixtures/record_bpe_gguf_tokenizers.py with the family's own pre-tokenizer (Phi-3: SentencePiece's pieces,
+scored), then the family's own added tokens with llama.cpp's token types, its special token ids, add_bos_token and
+a chat template of the family's shape. The recorded vocabulary and what transformers makes of the file are in
+tests/fixtures/<family>_gguf_tokenizer.json; add_tokenizer writes such a record's tokenizer into a GGUF (the
+recorder's file and the tests' are the same)."""
 import json
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import gguf
 
 FIXTURES = Path(__file__).parent / "fixtures"
 # tokenizer.ggml.token_type values (llama.cpp's llama_token_type)
-NORMAL, CONTROL, USER_DEFINED, UNUSED = 1, 3, 4, 5
+NORMAL, UNKNOWN, CONTROL, USER_DEFINED, UNUSED, BYTE = 1, 2, 3, 4, 5, 6
 
 # Qwen2.5's added tokens and Qwen3's four more, in their order; llama.cpp makes the ones that look special
 # ("<|...|>") control tokens and the others user-defined ones. Three [PAD] tokens stand for the rows that pad
@@ -52,6 +53,25 @@ LLAMA3_TEMPLATE = (
     "{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}"
 )
 
+# Phi-3.5-mini-instruct's added tokens (ids 32000-32010 after Llama 2's vocabulary), all special: control tokens
+PHI3_ADDED = [
+    "<|endoftext|>", "<|assistant|>", "<|placeholder1|>", "<|placeholder2|>", "<|placeholder3|>", "<|placeholder4|>",
+    "<|system|>", "<|end|>", "<|placeholder5|>", "<|placeholder6|>", "<|user|>",
+]
+# Phi-3.5-mini-instruct's template
+PHI3_TEMPLATE = (
+    "{% for message in messages %}{% if message['role'] == 'system' and message['content'] %}"
+    "{{'<|system|>\n' + message['content'] + '<|end|>\n'}}{% elif message['role'] == 'user' %}"
+    "{{'<|user|>\n' + message['content'] + '<|end|>\n'}}{% elif message['role'] == 'assistant' %}"
+    "{{'<|assistant|>\n' + message['content'] + '<|end|>\n'}}{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% else %}{{ eos_token }}{% endif %}"
+)
+# Phi-3: tokenizer.ggml.model "llama" (SentencePiece), as llama.cpp's Phi3MiniModel writes it: no add_space_prefix
+# key, so llama.cpp's default, a space prefix
+PHI3 = {"architecture": "phi3", "pre": "default", "added": PHI3_ADDED, "unused": 5,
+        "special": {"bos": "<s>", "eos": "<|endoftext|>", "unk": "<unk>", "pad": "<|endoftext|>"},
+        "add_bos_token": False, "chat_template": PHI3_TEMPLATE}
+
 # name -> general.architecture, tokenizer.ggml.pre, added tokens, unused tokens at the end, special tokens by GGUF
 # key, add_bos_token, chat template
 FAMILIES = {
@@ -76,12 +96,17 @@ def recorded_tokenizer(family: str) -> dict:
 
 def add_tokenizer(writer: gguf.GGUFWriter, tokenizer: dict) -> None:
     """The tokenizer.* keys of a recorded tokenizer (the fixture's "gguf" entry), as llama.cpp's converter writes
-    them for a byte-level BPE vocabulary."""
-    writer.add_tokenizer_model("gpt2")
+    them for a byte-level BPE vocabulary (merges) or a SentencePiece one (model "llama": scores)."""
+    writer.add_tokenizer_model(tokenizer.get("model", "gpt2"))
     writer.add_tokenizer_pre(tokenizer["pre"])
     writer.add_token_list(tokenizer["tokens"])
     writer.add_token_types(tokenizer["token_types"])
-    writer.add_token_merges(tokenizer["merges"])
+    if "scores" in tokenizer:
+        writer.add_token_scores(tokenizer["scores"])
+    else:
+        writer.add_token_merges(tokenizer["merges"])
+    if "add_space_prefix" in tokenizer:  # llama.cpp's converters of Phi-3 and Llama 2 write none, of Gemma false
+        writer.add_add_space_prefix(tokenizer["add_space_prefix"])
     for key, token_id in tokenizer["special_ids"].items():
         getattr(writer, f"add_{key}_token_id")(token_id)
     writer.add_add_bos_token(tokenizer["add_bos_token"])

@@ -1,7 +1,9 @@
-"""Qwen2, Qwen3 and Phi-3 from a GGUF in llama.cpp's layout (general.architecture qwen2 / qwen3 / phi3): the tiny
-checkpoints' weights and config written as llama.cpp's converter writes them (tests/tiny_ggufs.py; Phi-3's with
-LongRoPE) read back as the same model, and its native float32 build gives transformers' greedy ids and logits (the
-recorded fixture)."""
+"""Llama 3, Qwen2, Qwen3 and Phi-3 from a GGUF in llama.cpp's layout (general.architecture llama / qwen2 / qwen3 /
+phi3): the tiny checkpoints' weights and config written as llama.cpp's converter writes them (tests/tiny_ggufs.py;
+Llama 3's with its RoPE scaling as rope_freqs, Phi-3's with LongRoPE) read back as the same model, and its native
+float32 build gives transformers' greedy ids and logits (the recorded fixture)."""
+from functools import partial
+
 import gguf
 import numpy as np
 import pytest
@@ -12,26 +14,28 @@ from compile.pipeline import load_source
 from compile.quantization import get_quantization
 from models.errors import UnsupportedModelError
 from tests.teacher_forced import assert_gives_recorded_logits
-from tests.tiny_checkpoints import recorded
-from tests.tiny_ggufs import PHI3_FACTOR_TENSORS, write_phi3_gguf, write_qwen_gguf
+from tests.tiny_checkpoints import CHECKPOINTS, recorded
+from tests.tiny_ggufs import PHI3_FACTOR_TENSORS, write_llama3_gguf, write_phi3_gguf, write_qwen_gguf
 
 OPTIONS = CompileOptions(context_window_size=256, prefill_chunk_size=16)
 
 
-@pytest.fixture(scope="module", params=["qwen2", "qwen3", "phi3"])
+WRITERS = {"llama3": write_llama3_gguf, "phi3": write_phi3_gguf,
+           **{name: partial(write_qwen_gguf, name) for name in ("qwen2", "qwen3")}}
+
+
+@pytest.fixture(scope="module", params=list(WRITERS))
 def tiny_gguf(request, tmp_path_factory):
     """(name, GGUF path, the checkpoint's config, its float32 weights)."""
     name = request.param
-    directory, seed = tmp_path_factory.mktemp(name), recorded(name)["seed"]
-    path, config, weights = (write_phi3_gguf(directory, seed) if name == "phi3" else
-                             write_qwen_gguf(name, directory, seed))
+    path, config, weights = WRITERS[name](tmp_path_factory.mktemp(name), recorded(name)["seed"])
     return name, path, config, weights
 
 
 def test_the_gguf_reads_as_the_checkpoint_it_was_written_from(tiny_gguf):
     name, path, config, weights = tiny_gguf
     read_config, read_weights = load_source(path, get_quantization("q0f32"))
-    assert read_config == config and read_config.model_type == name
+    assert read_config == config and read_config.model_type == CHECKPOINTS[name][0]["model_type"]
     assert read_weights.keys() == weights.keys()
     for hf, w in weights.items():
         np.testing.assert_array_equal(read_weights[hf], w, err_msg=hf)

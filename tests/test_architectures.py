@@ -13,9 +13,12 @@ import pytest
 from tokenizers import Tokenizer
 
 from compile.bundle import verify_bundle
+from compile.llama.merge_state import merge_state_inplace
+from compile.llama.soft_cap import soft_capped
 from compile.native import build_native_model
 from compile.options import CompileOptions
 from compile.pipeline import compile_bundle, load_hf_source
+from compile.toolchain.targets import webgpu_target
 from models.errors import UnsupportedModelError
 from models.quantization import round_trip
 from models.tokenizer import chat_prompt_ids, hf_tokenizer_files
@@ -197,3 +200,11 @@ def test_cli_compiles_a_checkpoint_directory(tmp_path):
     assert {"tiny-qwen3-q4f32_1-webgpu.wasm", "tiny-qwen3-q4f32_1-wasm32.wasm", "tokenizer.json"} <= names
     config = json.loads((output / "tokenizer_config.json").read_text())
     assert config["chat_template"] == (directory / "chat_template.jinja").read_text()
+
+
+def test_a_gpu_attention_kernel_without_a_known_score_store_is_refused():
+    """TVM's merge kernel stores no scores: a TVM whose attention kernels changed stops the compile, rather than
+    building a WebGPU library without the model's soft cap."""
+    kernel = merge_state_inplace(4, 64, "float32", webgpu_target())
+    with pytest.raises(RuntimeError, match="tabllm's soft cap cannot be put into it"):
+        soft_capped(kernel, "tir_attention_merge_state", 50.0)

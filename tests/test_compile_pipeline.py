@@ -11,10 +11,11 @@ from compile.build import build, export_model, native_cpu_target
 from compile.bundle import SHARD_CAP_BYTES, read_params, verify_bundle
 from compile.options import CompileOptions
 from compile.native import NativeModel
-from compile.pipeline import STAGES, compile_bundle
+from compile.pipeline import STAGES, compile_bundle, gguf_turn_end_ids
 from compile.quantization import QuantizedParams, get_quantization
 from compile.toolchain import webgpu_target
 from compile.weights import decoder_params
+from tests.bpe_ggufs import recorded_tokenizer, write_tokenizer_gguf
 
 MODEL = "smollm2-135m-instruct"
 
@@ -61,7 +62,8 @@ def test_chat_config_describes_the_model(default_compile, smollm2_config):
     assert chat["weight_formats"] == {"q4g32": 120, "q8g32z128": 1}
     assert chat["context_window_size"] == 4096 and chat["prefill_chunk_size"] == 1024
     assert chat["vocab_size"] == smollm2_config.vocab_size
-    assert chat["conv_template"]["name"] == "chatml" and chat["eos_token_id"] == [2]
+    # <|im_end|>, and <|endoftext|>, which llama.cpp also ends a generation at (compile.pipeline.END_OF_TURN_TEXTS)
+    assert chat["conv_template"]["name"] == "chatml" and chat["eos_token_id"] == [2, 0]
 
 
 def test_bundle_weights_drive_the_native_build_to_the_same_logits(default_compile, smollm2_config, quantized,
@@ -118,3 +120,14 @@ def test_cli_rejects_an_unknown_library_before_building(tmp_path):
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "libraries must be some of webgpu, wasm32, wasm32-relaxed (got wasm32, tpu)" in result.stderr
     assert not (tmp_path / "b").exists()
+
+
+def test_a_gguf_that_names_no_end_of_turn_token_ends_turns_where_llama_cpp_does(tmp_path):
+    """llama.cpp's converter writes Phi-3's tokenizer without an end-of-turn key; its turns end with <|end|>, which
+    llama.cpp recognises by its text, as it does <|endoftext|> (the file's eos)."""
+    tokenizer = recorded_tokenizer("phi3")["gguf"]
+    path = write_tokenizer_gguf(tmp_path / "phi3.gguf", tokenizer, "phi3")
+    assert [tokenizer["tokens"][i] for i in gguf_turn_end_ids(path)] == ["<|endoftext|>", "<|end|>"]
+    named = dict(tokenizer, special_ids=dict(tokenizer["special_ids"], eot=tokenizer["tokens"].index("<|end|>")))
+    path = write_tokenizer_gguf(tmp_path / "phi3-eot.gguf", named, "phi3")
+    assert [tokenizer["tokens"][i] for i in gguf_turn_end_ids(path)] == ["<|end|>", "<|endoftext|>"]

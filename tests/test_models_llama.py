@@ -41,8 +41,8 @@ def test_hf_names_of_gguf_tensors():
     assert hf_name("output.weight") == "lm_head.weight"
     assert hf_name("blk.12.attn_k.weight") == "model.layers.12.self_attn.k_proj.weight"
     assert hf_name("blk.0.ffn_norm.weight") == "model.layers.0.post_attention_layernorm.weight"
-    with pytest.raises(UnsupportedModelError, match="rope_freqs.weight"):
-        hf_name("rope_freqs.weight")
+    with pytest.raises(UnsupportedModelError, match="rope_factors_long.weight"):
+        hf_name("rope_factors_long.weight")
 
 
 def test_unsupported_architecture_is_refused(tiny_llama_gguf):
@@ -59,8 +59,9 @@ def test_unsupported_quantization_type_is_refused(tiny_llama_gguf):
 
 
 def test_unexpected_tensor_is_refused(tiny_llama_gguf):
-    path, _, _ = tiny_llama_gguf(extra_tensors={"rope_freqs.weight": (np.zeros((1, 34), np.uint8), Q.Q8_0)})
-    with pytest.raises(UnsupportedModelError, match="unexpected tensor 'rope_freqs.weight'"):
+    """Phi-3's LongRoPE factors in a llama file: no llama model computes them."""
+    path, _, _ = tiny_llama_gguf(extra_tensors={"rope_factors_long.weight": (np.zeros((1, 34), np.uint8), Q.Q8_0)})
+    with pytest.raises(UnsupportedModelError, match="unexpected tensor 'rope_factors_long.weight'"):
         dequantize_llama(path)
 
 

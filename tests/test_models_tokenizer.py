@@ -95,6 +95,7 @@ def test_chat_template_is_required_to_render(smollm2_tokenizer_config):
 
 
 def test_unsupported_tokenizer_is_refused(tiny_llama_gguf):
-    path, _, _ = tiny_llama_gguf(tokenizer_model="llama")
-    with pytest.raises(UnsupportedModelError, match="tokenizer 'llama' with pre-tokenizer 'default' is not supported"):
+    """WordPiece (llama.cpp's "bert")."""
+    path, _, _ = tiny_llama_gguf(tokenizer_model="bert")
+    with pytest.raises(UnsupportedModelError, match="tokenizer 'bert' with pre-tokenizer 'default' is not supported"):
         build_tokenizer_files(path)

@@ -6,6 +6,7 @@ import pytest
 
 from compile.toolchain import ToolchainError, ensure_runtime, link_wasm
 from compile.toolchain import runtime as runtime_module
+from compile.toolchain.runtime_fixes import RUNTIME_FIXES, apply_runtime_fixes
 
 
 @pytest.fixture(scope="module", params=[False, True], ids=["webgpu-runtime", "threads-runtime"])
@@ -103,3 +104,28 @@ def test_failed_runtime_compile_is_reported_and_nothing_is_cached(monkeypatch, t
     with pytest.raises(ToolchainError, match="emcc failed on the TVM runtime unit(.|\n)*deliberately broken"):
         ensure_runtime()
     assert list((tmp_path / "cache/tvm-web-runtime").iterdir()) == []
+
+
+def test_runtime_fixes_apply_to_the_wheels_sources(tmp_path):
+    runtime_module.assemble_source_root(tmp_path / "src")
+    fixed = {fix.path: (tmp_path / "src" / fix.path).read_text() for fix in RUNTIME_FIXES}
+    assert all(fix.new in fixed[fix.path] and fix.old not in fixed[fix.path] for fix in RUNTIME_FIXES)
+    # every table the sliding layers copy now asks for depths of its own
+    assert "_sliding_window_on_depths_host_[d], d);" not in fixed["src/runtime/vm/paged_kv_cache.cc"]
+
+
+def test_a_source_the_fix_does_not_find_stops_the_build(tmp_path):
+    wheel = runtime_module._site_package("tvm")
+    for fix in RUNTIME_FIXES:
+        (tmp_path / fix.path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(wheel / fix.path, tmp_path / fix.path)
+    header = tmp_path / "src/runtime/vm/attn_utils.h"
+    header.write_text(header.read_text().replace("kPagedKVCacheMaxBlockDepth; ++d", "kMaxDepth; ++d"))
+    with pytest.raises(ToolchainError, match="attn_utils.h of the installed apache-tvm wheel does not hold"):
+        apply_runtime_fixes(tmp_path)
+
+
+def test_cache_key_changes_with_the_runtime_fixes(monkeypatch):
+    before = runtime_module.cache_key(False)
+    monkeypatch.setattr(runtime_module, "RUNTIME_FIXES", RUNTIME_FIXES[:1])
+    assert runtime_module.cache_key(False) != before

@@ -7,13 +7,14 @@ RMS-normalised per head (Gemma 3); the MLP is GeGLU (tanh-approximated GELU); sc
 query_pre_attn_scalar^-0.5; sliding layers attend to the last `sliding_window` tokens only and rotate q and k with
 their own RoPE base (Gemma 3); the output logits are soft-capped where the config says so (Gemma 2). The
 attention scores' soft cap (Gemma 2) is not in these modules: TVM's attention kernels have none, so the CPU library's
-own kernels apply it (compile/llama/cpu_attention.py, given the cap by compile/build.py); TVM's WebGPU kernels do not
-(README). The norms scale by (1 + w): compile/gemma3/__init__.py stores 1 + w, so the RMSNorm here is the
+own kernels apply it (compile/llama/cpu_attention.py) and TVM's GPU kernels get it put in (compile/llama/soft_cap.py),
+both given the cap by compile/build.py. The norms scale by (1 + w): compile/gemma3/__init__.py stores 1 + w, so the RMSNorm here is the
 shared one.
 
-The cache holds one attention kind per layer ("mha_sliding" for the sliding layers, whose window TVM's runtime
-applies: it passes those layers the keys inside the window). It cannot apply two RoPE bases, so RoPE is applied
-here (RopeMode.NONE), at the query positions the cache reports.
+The attention is the shared one, with Gemma's score scale and RoPE base per layer. The cache holds one attention
+kind per layer ("mha_sliding" for the sliding layers, whose window TVM's runtime applies: it passes those layers the
+keys inside the window). It cannot apply two RoPE bases, so the attention applies RoPE itself (RopeMode.NONE), at
+the query positions the cache reports.
 """
 import math
 
@@ -23,36 +24,9 @@ from tvm.relax.frontend.nn.llm.kv_cache import PagedKVCache, RopeMode
 from tvm.target import Target
 
 from compile.gemma3.config import SLIDING, Gemma3Config
-from compile.layers import CausalLM, Embedding, GatedMLP, rms_norm, rope_inv_freq, rotary
+from compile.layers import Attention, CausalLM, Embedding, GatedMLP, Rotary, rms_norm, rope_inv_freq
 from compile.options import CompileOptions
 from models.errors import UnsupportedModelError
-
-
-class Gemma3Attention(nn.Module):
-    def __init__(self, config: Gemma3Config, layer: int):
-        self.head_dim = config.head_dim
-        self.num_q_heads = config.num_attention_heads
-        self.num_kv_heads = config.num_key_value_heads
-        self.inv_freq = rope_inv_freq(config.rope_theta_of(layer), config.head_dim)
-        self.sm_scale = config.query_pre_attn_scalar ** -0.5
-        qkv_features = (self.num_q_heads + 2 * self.num_kv_heads) * self.head_dim
-        self.qkv_proj = nn.Linear(config.hidden_size, qkv_features, bias=False)
-        self.o_proj = nn.Linear(self.num_q_heads * self.head_dim, config.hidden_size, bias=False)
-        if config.qk_norm:
-            self.q_norm = rms_norm(self.head_dim, config.rms_norm_eps)
-            self.k_norm = rms_norm(self.head_dim, config.rms_norm_eps)
-        self.qk_norm = config.qk_norm
-
-    def forward(self, x: Tensor, positions: Tensor, kv_cache: PagedKVCache, layer_id: int) -> Tensor:
-        b, s, _ = x.shape
-        qkv = op.reshape(self.qkv_proj(x), (b, s, self.num_q_heads + 2 * self.num_kv_heads, self.head_dim))
-        q, k, v = op.split(qkv, [self.num_q_heads, self.num_q_heads + self.num_kv_heads], axis=2)
-        if self.qk_norm:
-            q, k = self.q_norm(q), self.k_norm(k)
-        q, k = rotary(q, positions, self.inv_freq), rotary(k, positions, self.inv_freq)
-        out = kv_cache.attention_with_fused_qkv(layer_id, op.concat([q, k, v], dim=2), self.num_q_heads,
-                                                sm_scale=self.sm_scale)
-        return self.o_proj(op.reshape(out, (b, s, self.num_q_heads * self.head_dim)))
 
 
 def gelu_tanh(x: Tensor) -> Tensor:
@@ -66,14 +40,16 @@ class Gemma3DecoderLayer(nn.Module):
     def __init__(self, config: Gemma3Config, layer: int):
         h, eps = config.hidden_size, config.rms_norm_eps
         self.input_layernorm = rms_norm(h, eps)
-        self.self_attn = Gemma3Attention(config, layer)
+        self.self_attn = Attention(config, qk_norm=config.qk_norm,
+                                   rotary=Rotary(rope_inv_freq(config.rope_theta_of(layer), config.head_dim)),
+                                   sm_scale=config.query_pre_attn_scalar ** -0.5)
         self.post_attention_layernorm = rms_norm(h, eps)
         self.pre_feedforward_layernorm = rms_norm(h, eps)
         self.mlp = GatedMLP(config, gelu_tanh)
         self.post_feedforward_layernorm = rms_norm(h, eps)
 
-    def forward(self, x: Tensor, positions: Tensor, kv_cache: PagedKVCache, layer_id: int) -> Tensor:
-        x = x + self.post_attention_layernorm(self.self_attn(self.input_layernorm(x), positions, kv_cache, layer_id))
+    def forward(self, x: Tensor, kv_cache: PagedKVCache, layer_id: int) -> Tensor:
+        x = x + self.post_attention_layernorm(self.self_attn(self.input_layernorm(x), kv_cache, layer_id))
         return x + self.post_feedforward_layernorm(self.mlp(self.pre_feedforward_layernorm(x)))
 
 
@@ -84,10 +60,8 @@ class Gemma3DecoderModel(nn.Module):
         self.norm = rms_norm(config.hidden_size, config.rms_norm_eps)
 
     def forward(self, x: Tensor, kv_cache: PagedKVCache) -> Tensor:
-        b, s, _ = x.shape
-        positions = kv_cache.get_query_positions(b * s)
         for layer_id, layer in enumerate(self.layers):
-            x = layer(x, positions, kv_cache, layer_id)
+            x = layer(x, kv_cache, layer_id)
         return self.norm(x)
 
 

@@ -2,7 +2,7 @@
 
 The apache-tvm and apache-tvm-ffi wheels ship the runtime sources but not nine headers; the project keeps its
 own implementations of those in headers/. We assemble a source root from the installed wheels plus those
-headers, compile the three translation units with emcc, and cache the objects in the user cache directory,
+headers, apply our fixes to TVM's sources (runtime_fixes.py), compile the three translation units with emcc, and cache the objects in the user cache directory,
 keyed by everything that changes them. Objects, not LLVM bitcode: bitcode would turn every model link into a
 16 MB LTO (minutes instead of about a second).
 
@@ -26,6 +26,7 @@ from models.cache import cache_root
 
 from .errors import ToolchainError
 from .emscripten import emcc_version, find_emcc
+from .runtime_fixes import RUNTIME_FIXES, apply_runtime_fixes
 
 HEADERS_DIR = Path(__file__).parent / "headers"
 THREAD_POOL_SOURCE = Path(__file__).parent / "thread_pool.c"
@@ -78,6 +79,7 @@ def cache_key(threads: bool) -> str:
         "emcc": emcc_version(),
         "flags": [COMPILE_FLAGS, CXX_FLAGS, THREADS_FLAGS, SERIAL_LAUNCH_RENAMES],
         "headers": _headers_digest(),
+        "fixes": [[fix.path, fix.old, fix.new] for fix in RUNTIME_FIXES],
     }
     if threads:
         parts["thread_pool"] = hashlib.sha256(THREAD_POOL_SOURCE.read_bytes()).hexdigest()
@@ -90,7 +92,7 @@ def runtime_cache_dir(threads: bool) -> Path:
 
 
 def assemble_source_root(root: Path) -> None:
-    """Lay out a TVM source tree the runtime sources compile in, from the wheels plus our headers."""
+    """Lay out a TVM source tree the runtime sources compile in, from the wheels plus our headers and fixes."""
     tvm_dir, ffi_dir = _site_package("tvm"), _site_package("tvm_ffi")
     for src, dst in [
         (tvm_dir / "include/tvm/runtime", root / "include/tvm/runtime"),
@@ -107,6 +109,7 @@ def assemble_source_root(root: Path) -> None:
             )
         shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(HEADERS_DIR, root, dirs_exist_ok=True)
+    apply_runtime_fixes(root)
 
 
 def _include_flags(root: Path) -> list[str]:

@@ -89,3 +89,13 @@ test("special tokens in tool calls and tool definitions stay plain text too", as
   assert.deepEqual(ids.filter((id) => id < 1000), [IM_START, IM_END]); // the template's own pair only
   assert.ok(text(ids).includes(`"description": "${forged}"`) && text(ids).includes(`{"${forged}": "${forged}"}`));
 });
+
+test("a special token marked lstrip or rstrip takes the whitespace beside it, as Hugging Face's tokenizers do", async () => {
+  // Phi-3's template and markers (its tokenizer.json marks them rstrip); the expected split is what the tokenizers
+  // library gives for the same added tokens: "x \n <|end|>\n\t <|user|>\n a" -> x, " \n <|end|>\n\t ", "<|user|>\n ", a
+  const template = new ChatTemplate({ chat_template: "{% for m in messages %}x \n <|end|>\n\t <|{{ m.role }}|>\n "
+    + "{{ m.content }}{% endfor %}", bos_token: "<s>", eos_token: "<|endoftext|>" });
+  const special = [{ content: "<|end|>", id: 7, lstrip: true, rstrip: true }, { content: "<|user|>", id: 8, rstrip: true }];
+  const ids = await encoderOf(template, special).encode([{ role: "user", content: "a" }]);
+  assert.equal(text(ids), "x[7][8]a");
+});

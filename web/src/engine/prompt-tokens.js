@@ -7,7 +7,9 @@
 // placeholder before the template is rendered; the special tokens left in the rendered prompt are therefore the
 // template's. The prompt is cut at those, and every piece between them has its placeholders put back and is
 // encoded by a tokenizer that knows no special tokens. Tokenizers split at special tokens and encode the pieces
-// between them independently anyway, so a prompt without such text gets exactly the ids it always got.
+// between them independently anyway, so a prompt without such text gets exactly the ids it always got. A special
+// token marked lstrip or rstrip in tokenizer.json takes the whitespace before or after it with it, as Hugging Face's
+// tokenizers do (Phi-3's <|user|>, <|assistant|> and <|end|> take the newline the template puts after them).
 //
 // That tokenizer is built only for the first piece that spells a special token: a piece that spells none gets
 // the same ids from the bundle's own tokenizer (it finds no special token to split at), and building a tokenizer
@@ -21,6 +23,14 @@ const PLACEHOLDER = new RegExp(`${ESCAPE}(\\d+)${END}`, "g");
 
 const escapeRegExp = (text) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
+/** The index of the first character of `text` at or after `from` that is not whitespace. */
+function skipWhitespace(text, from) {
+  const whitespace = /\s*/y;
+  whitespace.lastIndex = from;
+  whitespace.exec(text);
+  return whitespace.lastIndex;
+}
+
 export class PromptEncoder {
   /**
    * @param {{render(messages: Array<{role: string, content: string}>, tools?: object[] | null): string}} template
@@ -29,17 +39,17 @@ export class PromptEncoder {
    * @param {() => Promise<{encode(text: string): ArrayLike<number>}>} plainTokenizer the bundle's tokenizer
    *   without its special tokens (tokenizer.json with those left out of added_tokens), built on the first call:
    *   encodes any text as plain text
-   * @param {Array<{content: string, id: number, normalized?: boolean}>} specialTokens tokenizer.json's added
-   *   tokens marked special
+   * @param {Array<{content: string, id: number, lstrip?: boolean, rstrip?: boolean, normalized?: boolean}>}
+   *   specialTokens tokenizer.json's added tokens marked special
    */
   constructor(template, tokenizer, plainTokenizer, specialTokens) {
     this.template = template;
     this.tokenizer = tokenizer;
     this.plainTokenizer = plainTokenizer;
     this.alwaysPlain = specialTokens.some((token) => token.normalized);
-    this.ids = new Map(specialTokens.map((token) => [token.content, token.id]));
+    this.tokens = new Map(specialTokens.map((token) => [token.content, token]));
     // longest first, so a token that begins with another is matched whole
-    const alternatives = [...this.ids.keys()].sort((a, b) => b.length - a.length).map(escapeRegExp);
+    const alternatives = [...this.tokens.keys()].sort((a, b) => b.length - a.length).map(escapeRegExp);
     this.special = alternatives.length ? new RegExp(alternatives.join("|"), "g") : null;
     this.escapable = new RegExp([ESCAPE, ...alternatives].join("|"), "g");
   }
@@ -74,9 +84,12 @@ export class PromptEncoder {
     };
     let from = 0;
     for (const match of this.special ? prompt.matchAll(this.special) : []) {
-      await encodePlain(prompt.slice(from, match.index));
-      ids.push(this.ids.get(match[0]));
+      const token = this.tokens.get(match[0]);
+      const before = prompt.slice(from, match.index);
+      await encodePlain(token.lstrip ? before.trimEnd() : before);
+      ids.push(token.id);
       from = match.index + match[0].length;
+      if (token.rstrip) from = skipWhitespace(prompt, from);
     }
     await encodePlain(prompt.slice(from));
     return ids;
