@@ -46,7 +46,7 @@ def loaded_bytes(manifest) -> int:
 def test_cached_bundles_are_listed_with_their_sizes_and_deleted(webgpu_browser, two_bundles_site):
     url, log, first, second = two_bundles_site
     assert first["bundle_id"] != second["bundle_id"]
-    context = webgpu_browser.new_context()  # an empty Cache API
+    context = webgpu_browser.new_context()  # empty storage
     try:
         page = open_engine_page(context, url)
         for manifest in (first, second):  # the second stays loaded
