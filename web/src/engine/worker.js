@@ -2,7 +2,7 @@
 // tokenizer. Runs one operation at a time (load, chat, unload) from a queue; aborts are seen between prefill
 // chunks and decode steps (each step yields to the worker's messages: see TVMModel.forward). The messages it
 // takes and sends are defined in protocol.js.
-import { BundleTokenizer } from "./bundle-tokenizer.js";
+import { BundleTokenizer, startTokenizerRuntime } from "./bundle-tokenizer.js";
 import { choiceChunk, completionMeta, textChunk, toolCallChunks, usageChunk, usageOf } from "./completion.js";
 import {
   ContextLengthExceededError, EngineError, ModelNotLoadedError, WebGPUUnavailableError, notAChatModel, toWire,
@@ -127,6 +127,7 @@ async function load({ id, bundleUrl, device: requested, threads: requestedThread
   unload();
   const started = performance.now();
   const progress = (p) => post({ id, type: Reply.progress, progress: p });
+  startTokenizerRuntime();
   const store = await openBundleStore(bundleUrl, progress);
   const { manifest } = store;
   let tensorCacheRead = null;
