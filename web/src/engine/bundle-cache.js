@@ -24,8 +24,9 @@ export async function listCachedBundles() {
     if (bundleId === null || handle.kind !== "directory") continue;
     let bytes = 0;
     for await (const [file, fileHandle] of handle.entries()) {
+      if (!isBundleFile(file) || fileHandle.kind !== "file") continue;
       // a file a load is writing right now cannot be opened: it counts once written
-      if (isBundleFile(file) && fileHandle.kind === "file") bytes += await fileHandle.getFile().then((f) => f.size, () => 0);
+      bytes += await fileHandle.getFile().then((f) => f.size, () => 0);
     }
     add(bundleId, bytes);
   }
@@ -61,7 +62,9 @@ export async function deleteCachedBundle(bundleId) {
     });
     const manifests = await opfs.getDirectoryHandle(OPFS_MANIFESTS).catch(() => null);
     for (const manifest of await opfsManifests(opfs)) {
-      if (manifest.bundleId === bundleId) deleted = (await manifests.removeEntry(manifest.key).then(() => true)) || deleted;
+      if (manifest.bundleId !== bundleId) continue;
+      await manifests.removeEntry(manifest.key);
+      deleted = true;
     }
   }
   return (await deleteCacheApiBundle(bundleId)) || deleted;
