@@ -18,7 +18,8 @@ export class BundleTokenizer {
   constructor(bytes, tokenizer, special, chatConfig) {
     this.bytes = bytes;
     this.tokenizer = tokenizer;
-    /** @type {Array<{content: string, id: number, normalized?: boolean}>} the added tokens marked special */
+    /** @type {Array<{content: string, id: number, lstrip?: boolean, rstrip?: boolean, normalized?: boolean}>}
+     * the added tokens marked special */
     this.special = special;
     this.chatConfig = chatConfig;
     /** @type {Promise<Tokenizer> | null} */
