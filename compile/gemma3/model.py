@@ -24,9 +24,9 @@ from tvm.relax.frontend.nn.llm.kv_cache import PagedKVCache, RopeMode
 from tvm.target import Target
 
 from compile.gemma3.config import SLIDING, Gemma3Config
-from compile.layers import Attention, CausalLM, Embedding, GatedMLP, Rotary, rms_norm, rope_inv_freq
+from compile.layers import (Attention, CausalLM, Embedding, GatedMLP, Rotary, check_prefill_chunk, rms_norm,
+                            rope_inv_freq)
 from compile.options import CompileOptions
-from models.errors import UnsupportedModelError
 
 
 def gelu_tanh(x: Tensor) -> Tensor:
@@ -70,11 +70,7 @@ class Gemma3CausalLM(CausalLM):
     soft cap; its own __init__, as the shared one builds the Llama-style decoder."""
 
     def __init__(self, config: Gemma3Config, options: CompileOptions, target: Target):
-        if SLIDING in config.layer_types and options.prefill_chunk_size > config.sliding_window:
-            raise UnsupportedModelError(
-                f"{config.model_type}: a prefill chunk of {options.prefill_chunk_size} tokens is longer than the "
-                f"sliding window ({config.sliding_window}): TVM's attention among a chunk's own tokens has no window; "
-                f"compile with a prefill chunk of at most {config.sliding_window} tokens")
+        check_prefill_chunk(config, options)
         self.config = config
         self.options = options
         self.target = target
