@@ -10,11 +10,11 @@ from tvm.relax.backend.cpu_generic import pipeline as cpu_generic
 from tvm.relax.backend.gpu_generic import pipeline as gpu_generic
 from tvm.s_tir import dlight as dl
 
+from compile.layers import sliding_window
 from compile.llama.cpu_attention import replace_cpu_attention_kernels
 from compile.llama.merge_state import replace_merge_state_kernel
 from compile.llama.soft_cap import soft_cap_gpu_attention
 from compile.logits import add_logits_functions
-from compile.layers import sliding_window
 from compile.options import CompileOptions
 from compile.quantization import quantize_module
 from compile.registry import get_architecture

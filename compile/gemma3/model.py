@@ -1,14 +1,14 @@
-"""Gemma 3's decoder as tvm.relax.frontend.nn modules over TVM's paged KV cache, and Gemma 2's (the config says
-which: Gemma 2 has no q/k norms, one RoPE base for every layer, and soft caps).
+"""Gemma 3's decoder as tvm.relax.frontend.nn modules over TVM's paged KV cache, and Gemma 2's (the config says which:
+Gemma 2 has no q/k norms, one RoPE base for every layer, and soft caps).
 
 What differs from compile/layers.py: the embeddings are scaled by sqrt(hidden_size); every sublayer's output is
-normalised too (post-attention and post-feed-forward norms) before it joins the residual; q and k are
-RMS-normalised per head (Gemma 3); the MLP is GeGLU (tanh-approximated GELU); scores are scaled by
-query_pre_attn_scalar^-0.5; sliding layers attend to the last `sliding_window` tokens only and rotate q and k with
-their own RoPE base (Gemma 3); the output logits are soft-capped where the config says so (Gemma 2). The
-attention scores' soft cap (Gemma 2) is not in these modules: TVM's attention kernels have none, so the CPU library's
-own kernels apply it (compile/llama/cpu_attention.py) and TVM's GPU kernels get it put in (compile/llama/soft_cap.py),
-both given the cap by compile/build.py. The norms scale by (1 + w): compile/gemma3/__init__.py stores 1 + w, so the RMSNorm here is the
+normalised too (post-attention and post-feed-forward norms) before it joins the residual; q and k are RMS-normalised
+per head (Gemma 3); the MLP is GeGLU (tanh-approximated GELU); scores are scaled by query_pre_attn_scalar^-0.5;
+sliding layers attend to the last `sliding_window` tokens only and rotate q and k with their own RoPE base (Gemma
+3); the output logits are soft-capped where the config says so (Gemma 2). The attention scores' soft cap (Gemma 2)
+is not in these modules: TVM's attention kernels have none, so the CPU library's own kernels apply it
+(compile/llama/cpu_attention.py) and TVM's GPU kernels get it put in (compile/llama/soft_cap.py), both given the cap
+by compile/build.py. The norms scale by (1 + w): compile/gemma3/__init__.py stores 1 + w, so the RMSNorm here is the
 shared one.
 
 The attention is the shared one, with Gemma's score scale and RoPE base per layer. The cache holds one attention
