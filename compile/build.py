@@ -10,6 +10,7 @@ from tvm.relax.backend.cpu_generic import pipeline as cpu_generic
 from tvm.relax.backend.gpu_generic import pipeline as gpu_generic
 from tvm.s_tir import dlight as dl
 
+from compile.layers import sliding_window
 from compile.llama.cpu_attention import replace_cpu_attention_kernels
 from compile.llama.merge_state import replace_merge_state_kernel
 from compile.llama.soft_cap import soft_cap_gpu_attention
@@ -56,8 +57,8 @@ def weight_format_counts(formats: dict[str, WeightFormat]) -> dict[str, int]:
 
 
 def _metadata(config: LlamaConfig, options: CompileOptions, quantization: str,
-              formats: dict[str, WeightFormat], params: list[ParamSpec]) -> dict:
-    kv_bytes_per_token = 2 * config.num_hidden_layers * config.num_key_value_heads * config.head_dim * 4
+              formats: dict[str, WeightFormat], params: list[ParamSpec], kv_cache_layers: int) -> dict:
+    kv_bytes_per_token = 2 * kv_cache_layers * config.num_key_value_heads * config.head_dim * 4
     return {
         "model_type": config.model_type,
         "quantization": quantization,
@@ -109,11 +110,6 @@ def replace_kv_cache_kernels(mod: tvm.IRModule, num_kv_heads: int, num_q_heads: 
             soft_cap_gpu_attention(mod, softcap)
 
 
-def sliding_window(config: LlamaConfig) -> int | None:
-    """The window of the model's sliding-window layers (Gemma 3's), or None when it has none."""
-    return config.sliding_window if "sliding_attention" in getattr(config, "layer_types", ()) else None
-
-
 def attention_softcap(config: LlamaConfig) -> float | None:
     """The soft cap of the model's attention scores (Gemma 2's), or None when it has none."""
     return getattr(config, "attn_logit_softcapping", None)
@@ -126,9 +122,9 @@ def export_model(config: LlamaConfig, options: CompileOptions, quantization: str
     model = quantize_module(module, formats, target)
     mod, named_params = model.export_tvm(spec=model.export_spec())
     replace_kv_cache_kernels(mod, config.num_key_value_heads, config.num_attention_heads, config.head_dim, target,
-                             sliding_window(config), attention_softcap(config))
+                             sliding_window(config, options), attention_softcap(config))
     params = [ParamSpec(name, tuple(int(d) for d in p.shape), p.dtype) for name, p in named_params]
-    metadata = _metadata(config, options, quantization, formats, params)
+    metadata = _metadata(config, options, quantization, formats, params, module.kv_cache_layers())
     mod = _attach_bounds(_attach_metadata(add_logits_functions(mod, target), metadata), options)
     return ExportedModel(mod, target, params, metadata)
 

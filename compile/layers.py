@@ -169,19 +169,36 @@ class DecoderModel(nn.Module):
         return self.norm(x)
 
 
+def sliding_window(config: LlamaConfig, options: CompileOptions) -> int | None:
+    """The window of the model's sliding-window layers, or None when it has none: Gemma's sliding layers, or every
+    layer of a model with one window (Mistral v0.1's 4,096 tokens, Phi-3-mini-4k's 2,047) where the context window
+    outgrows it (a window that holds the whole context changes nothing)."""
+    if "sliding_attention" in getattr(config, "layer_types", ()):
+        return config.sliding_window
+    window = config.sliding_window
+    return window if window and options.context_window_size > window else None
+
+
+def check_prefill_chunk(config: LlamaConfig, options: CompileOptions) -> None:
+    """TVM's attention among a prefill chunk's own tokens has no window: a chunk must fit in the sliding window."""
+    window = sliding_window(config, options)
+    if window and options.prefill_chunk_size > window:
+        raise UnsupportedModelError(
+            f"{config.model_type}: a prefill chunk of {options.prefill_chunk_size} tokens is longer than the sliding "
+            f"window ({window}): TVM's attention among a chunk's own tokens has no window; compile with a prefill "
+            f"chunk of at most {window} tokens")
+
+
 class CausalLM(nn.Module):
     """A decoder with its output projection. The exported functions follow the MLC model-library ABI: embed,
     prefill, decode and create_tir_paged_kv_cache (the KV cache kernels depend on the target, hence `target`)."""
 
     def __init__(self, config: LlamaConfig, options: CompileOptions, target: Target, *, qk_norm: bool = False):
-        if config.sliding_window and options.context_window_size > config.sliding_window:
-            raise UnsupportedModelError(
-                f"{config.model_type}: attention over a sliding window of {config.sliding_window} tokens is not "
-                f"supported; compile with a context window of at most {config.sliding_window} tokens (where the "
-                f"window holds the whole context)")
+        check_prefill_chunk(config, options)
         self.config = config
         self.options = options
         self.target = target
+        self.window = sliding_window(config, options)
         self.rotary = self.model_rotary()
         self.model = DecoderModel(config, qk_norm=qk_norm, rotary=self.rotary)
         if not config.tie_word_embeddings:
@@ -189,9 +206,10 @@ class CausalLM(nn.Module):
 
     def model_rotary(self) -> Rotary | None:
         """RoPE that the attention applies itself: with the config's per-frequency factors (Llama 3's scaling), where
-        it has them. None: the KV cache applies plain RoPE."""
+        it has them, or plain where the layers slide (TVM's cache would apply it inside its attention kernels then,
+        which tabllm's CPU kernels do not). None: the KV cache applies plain RoPE."""
         c = self.config
-        if c.rope_freq_factors is None:
+        if c.rope_freq_factors is None and not self.window:
             return None
         return Rotary(rope_inv_freq(c.rope_theta, c.head_dim, c.rope_freq_factors))
 
@@ -217,25 +235,39 @@ class CausalLM(nn.Module):
         return self.logits(self.model(embeds, kv_cache)), kv_cache
 
     def kv_cache_attention(self) -> dict:
-        """The cache's attention kind per layer and where RoPE is applied: here every layer attends to the whole
-        context, and the cache applies Hugging Face's rotate-half RoPE (matching the un-permuted Q/K weights) as it
+        """The cache's attention kind per layer and where RoPE is applied: every layer attends to the whole context,
+        or to the last `window` tokens (kind "mha_sliding": TVM's runtime passes those layers the keys inside the
+        window), and the cache applies Hugging Face's rotate-half RoPE (matching the un-permuted Q/K weights) as it
         splits the fused q/k/v, unless the attention did (model_rotary)."""
-        return {"attn_kind": "mha", "rope_mode": RopeMode.NORMAL if self.rotary is None else RopeMode.NONE}
+        rope_mode = RopeMode.NORMAL if self.rotary is None else RopeMode.NONE
+        if self.window:
+            # TVM 0.27's runtime allocates the buffers every attention splits its fused q/k/v into only where some
+            # cache layer is of kind "mha" (PagedAttentionKVCacheObj's constructor): a cache of sliding layers alone
+            # fails on its first forward ("data_ != nullptr", measured natively). So the cache gets one global layer
+            # more, which no layer of the model uses: one layer's pages (1/num_hidden_layers of the cache).
+            return {"attn_kind": ["mha_sliding"] * self.config.num_hidden_layers + ["mha"],
+                    "layer_sliding_window_size": self.window, "rope_mode": rope_mode}
+        return {"attn_kind": "mha", "rope_mode": rope_mode}
+
+    def kv_cache_layers(self) -> int:
+        """How many layers the KV cache holds: the model's, and the unused one of kv_cache_attention if any."""
+        kinds = self.kv_cache_attention()["attn_kind"]
+        return len(kinds) if isinstance(kinds, list) else self.config.num_hidden_layers
 
     def create_tir_paged_kv_cache(
         self, max_batch_size, max_total_seq_len, prefill_chunk_size, page_size, support_sliding_window
     ) -> PagedKVCache:
         c = self.config
-        attention = self.kv_cache_attention()
+        layers = self.kv_cache_layers()
         return TIRPagedKVCache(
-            **attention,
+            **self.kv_cache_attention(),
             max_batch_size=max_batch_size,
             max_total_seq_len=max_total_seq_len,
             prefill_chunk_size=prefill_chunk_size,
             page_size=page_size,
             support_sliding_window=support_sliding_window,
-            layer_partition=rx.ShapeExpr([0, c.num_hidden_layers]),
-            num_hidden_layers=c.num_hidden_layers,
+            layer_partition=rx.ShapeExpr([0, layers]),
+            num_hidden_layers=layers,
             num_attention_heads=c.num_attention_heads,
             num_key_value_heads=c.num_key_value_heads,
             qk_head_dim=c.head_dim,

@@ -11,9 +11,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
-from compile.build import build, export_model, sliding_window
+from compile.build import build, export_model
 from compile.bundle import Bundle, write_bundle
 from compile.chat_config import chat_config
+from compile.layers import sliding_window
 from compile.options import CompileOptions
 from compile.quantization import DEFAULT_QUANTIZATION, FLOAT_SOURCE_QUANTIZATION, Quantization, get_quantization
 from compile.registry import architecture_for_gguf, architecture_for_hf, get_architecture
@@ -153,7 +154,7 @@ def compile_bundle(model: str, *, gguf: Path | None = None, quantization: str | 
             # the checkpoint's own generation stop tokens too, or the GGUF's end-of-turn ones
             more_stop_ids = generation_eos_ids(checkpoint) if checkpoint else gguf_turn_end_ids(gguf)
             stop_ids += [i for i in more_stop_ids if i not in stop_ids]
-        window = sliding_window(config)
+        window = sliding_window(config, options)
         if window and options.prefill_chunk_size > window:
             report(f"prefill chunk: {options.prefill_chunk_size} -> {window} tokens, the model's sliding window (TVM's "
                    f"attention among a chunk's own tokens has no window)")

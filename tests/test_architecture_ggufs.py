@@ -54,7 +54,7 @@ def test_phi3_keeps_its_fused_matrices_and_longrope_factors(tmp_path):
     assert {t.name for t in gguf.GGUFReader(path).tensors} >= {"blk.0.attn_qkv.weight", "blk.1.ffn_up.weight",
                                                                *PHI3_FACTOR_TENSORS.values()}
     read_config, read_weights = load_source(path, get_quantization("q0f32"))
-    assert read_config.rope_scaling["long_factor"][-1] == 44.0 and read_config.sliding_window == 262144
+    assert read_config.rope_scaling["long_factor"][-1] == 44.0 and read_config.sliding_window == 48
     assert read_weights["model.layers.1.mlp.gate_up_proj.weight"].shape == (2 * config.intermediate_size,
                                                                              config.hidden_size)
 

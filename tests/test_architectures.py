@@ -11,8 +11,11 @@ import sys
 import numpy as np
 import pytest
 from tokenizers import Tokenizer
+from tvm.relax.frontend.nn.llm.kv_cache import RopeMode
 
+from compile.build import native_cpu_target
 from compile.bundle import verify_bundle
+from compile.layers import CausalLM, sliding_window
 from compile.llama.merge_state import merge_state_inplace
 from compile.llama.soft_cap import soft_capped
 from compile.native import build_native_model
@@ -83,20 +86,15 @@ def test_config_features_the_layers_do_not_compute_are_refused(checkpoints, tmp_
         load_hf_source(directory)
 
 
-def test_a_sliding_window_must_hold_the_whole_context(checkpoints):
-    config, weights = load_hf_source(checkpoints("mistral"))
-    assert config.sliding_window == OPTIONS.context_window_size
-    with pytest.raises(UnsupportedModelError, match="sliding window of 256 tokens.*at most 256 tokens"):
-        build_native_model(config, weights, "q0f32", CompileOptions(context_window_size=512, prefill_chunk_size=16))
-
-
-def test_gemma3_sliding_layers_attend_only_to_their_window(checkpoints):
-    """The fixture's context (89 + 23 tokens) is longer than the window (32), so transformers' logits depend on
-    it: the same model with a window holding the whole context (the sliding layers then attend to everything, with
-    their own RoPE base still) is far from them, while compile/gemma3's is within 1e-4 (the test above)."""
-    case = recorded("gemma3")
-    config, weights = load_hf_source(checkpoints("gemma3"))
-    assert config.sliding_window < len(case["prompt_ids"]) and "sliding_attention" in config.layer_types
+@pytest.mark.parametrize("name", ["gemma3", "mistral", "phi3"])
+def test_sliding_layers_attend_only_to_their_window(name, checkpoints):
+    """The fixture's context (89 + 23 tokens) is longer than the window (32 or 48: Gemma 3's sliding layers, every
+    layer of Mistral and Phi-3), so transformers' logits depend on it: the same model with a window holding the
+    whole context (Gemma's sliding layers then attend to everything, with their own RoPE base still) is far from
+    them, while the compiled one is within 1e-4 (the test above)."""
+    case = recorded(name)
+    config, weights = load_hf_source(checkpoints(name))
+    assert config.sliding_window < len(case["prompt_ids"])
     unwindowed = dataclasses.replace(config, sliding_window=OPTIONS.context_window_size)
     logits = build_native_model(unwindowed, weights, "q0f32", OPTIONS).prefill(case["prompt_ids"])
     assert np.max(np.abs(logits - np.array(case["logits"]["0"]))) > 100 * LOGITS_ATOL
@@ -115,12 +113,24 @@ def test_the_gemma2_fixture_depends_on_its_soft_caps(checkpoints):
     assert np.max(np.abs(cap * np.arctanh(capped / cap) - capped)) > 100 * LOGITS_ATOL
 
 
-def test_gemma3_prefill_chunks_must_fit_in_the_window(checkpoints):
+@pytest.mark.parametrize("name", ["gemma3", "mistral"])
+def test_prefill_chunks_must_fit_in_the_window(name, checkpoints):
     """The model itself refuses; compile_bundle lowers the chunk first (the test below)."""
-    config, weights = load_hf_source(checkpoints("gemma3"))
+    config, weights = load_hf_source(checkpoints(name))
     with pytest.raises(UnsupportedModelError, match="prefill chunk of 64 tokens is longer than the sliding window "
                                                     r"\(32\).*at most 32 tokens"):
         build_native_model(config, weights, "q0f32", CompileOptions(context_window_size=256, prefill_chunk_size=64))
+
+
+def test_a_window_that_holds_the_whole_context_changes_nothing(checkpoints):
+    """Mistral's window as long as the context window: the layers attend as global ones, and the cache applies RoPE,
+    as for Llama (prefill chunks longer than the window are fine)."""
+    config, _ = load_hf_source(checkpoints("mistral"))
+    wide = dataclasses.replace(config, sliding_window=OPTIONS.context_window_size)
+    options = CompileOptions(context_window_size=OPTIONS.context_window_size, prefill_chunk_size=64)
+    assert sliding_window(wide, options) is None and sliding_window(config, options) == 32
+    module = CausalLM(wide, options, native_cpu_target())
+    assert module.kv_cache_attention() == {"attn_kind": "mha", "rope_mode": RopeMode.NORMAL}
 
 
 def test_compile_bundle_fits_the_prefill_chunk_to_the_sliding_window(checkpoints, tmp_path):

@@ -34,9 +34,9 @@ CHECKPOINTS = {
                 "rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
                                  "high_freq_factor": 4.0, "original_max_position_embeddings": 64}},
                "F32", 1, False),
-    # its window holds the tests' whole context (256 tokens): the only sliding window compile/ computes
+    # Mistral v0.1's window over every layer, shorter (32) than the 89-token prompt
     "mistral": ({**_COMMON, "model_type": "mistral", "architectures": ["MistralForCausalLM"], "rms_norm_eps": 1e-5,
-                 "rope_theta": 1000000.0, "tie_word_embeddings": False, "sliding_window": 256},
+                 "rope_theta": 1000000.0, "tie_word_embeddings": False, "sliding_window": 32},
                 "BF16", 1, False),
     "qwen2": ({**_COMMON, "model_type": "qwen2", "architectures": ["Qwen2ForCausalLM"], "rms_norm_eps": 1e-6,
                "rope_theta": 1000000.0, "tie_word_embeddings": True, "use_sliding_window": False,
@@ -70,9 +70,10 @@ CHECKPOINTS = {
                 "cache_implementation": "hybrid"},
                "F32", 1, False),
     # Phi-3.5-mini's keys (q/k/v and gate/up fused, LongRoPE) at tiny sizes: the RoPE was "trained" on 64 positions,
-    # so the tests' context of 256 tokens rotates by the long factors, scaled by sqrt(1 + ln 4 / ln 64)
+    # so the tests' context of 256 tokens rotates by the long factors, scaled by sqrt(1 + ln 4 / ln 64); with
+    # Phi-3-mini-4k's sliding window (there 2,047 tokens; here 48, shorter than the prompt)
     "phi3": ({**_COMMON, "model_type": "phi3", "architectures": ["Phi3ForCausalLM"], "rms_norm_eps": 1e-5,
-              "rope_theta": 10000.0, "tie_word_embeddings": False, "sliding_window": 262144,
+              "rope_theta": 10000.0, "tie_word_embeddings": False, "sliding_window": 48,
               "original_max_position_embeddings": 64, "attention_bias": False, "attention_dropout": 0.0,
               "embd_pdrop": 0.0, "resid_pdrop": 0.0,
               "rope_scaling": {"type": "longrope",

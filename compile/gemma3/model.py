@@ -1,14 +1,14 @@
-"""Gemma 3's decoder as tvm.relax.frontend.nn modules over TVM's paged KV cache, and Gemma 2's (the config says
-which: Gemma 2 has no q/k norms, one RoPE base for every layer, and soft caps).
+"""Gemma 3's decoder as tvm.relax.frontend.nn modules over TVM's paged KV cache, and Gemma 2's (the config says which:
+Gemma 2 has no q/k norms, one RoPE base for every layer, and soft caps).
 
 What differs from compile/layers.py: the embeddings are scaled by sqrt(hidden_size); every sublayer's output is
-normalised too (post-attention and post-feed-forward norms) before it joins the residual; q and k are
-RMS-normalised per head (Gemma 3); the MLP is GeGLU (tanh-approximated GELU); scores are scaled by
-query_pre_attn_scalar^-0.5; sliding layers attend to the last `sliding_window` tokens only and rotate q and k with
-their own RoPE base (Gemma 3); the output logits are soft-capped where the config says so (Gemma 2). The
-attention scores' soft cap (Gemma 2) is not in these modules: TVM's attention kernels have none, so the CPU library's
-own kernels apply it (compile/llama/cpu_attention.py) and TVM's GPU kernels get it put in (compile/llama/soft_cap.py),
-both given the cap by compile/build.py. The norms scale by (1 + w): compile/gemma3/__init__.py stores 1 + w, so the RMSNorm here is the
+normalised too (post-attention and post-feed-forward norms) before it joins the residual; q and k are RMS-normalised
+per head (Gemma 3); the MLP is GeGLU (tanh-approximated GELU); scores are scaled by query_pre_attn_scalar^-0.5;
+sliding layers attend to the last `sliding_window` tokens only and rotate q and k with their own RoPE base (Gemma
+3); the output logits are soft-capped where the config says so (Gemma 2). The attention scores' soft cap (Gemma 2)
+is not in these modules: TVM's attention kernels have none, so the CPU library's own kernels apply it
+(compile/llama/cpu_attention.py) and TVM's GPU kernels get it put in (compile/llama/soft_cap.py), both given the cap
+by compile/build.py. The norms scale by (1 + w): compile/gemma3/__init__.py stores 1 + w, so the RMSNorm here is the
 shared one.
 
 The attention is the shared one, with Gemma's score scale and RoPE base per layer. The cache holds one attention
@@ -24,9 +24,9 @@ from tvm.relax.frontend.nn.llm.kv_cache import PagedKVCache, RopeMode
 from tvm.target import Target
 
 from compile.gemma3.config import SLIDING, Gemma3Config
-from compile.layers import Attention, CausalLM, Embedding, GatedMLP, Rotary, rms_norm, rope_inv_freq
+from compile.layers import (Attention, CausalLM, Embedding, GatedMLP, Rotary, check_prefill_chunk, rms_norm,
+                            rope_inv_freq)
 from compile.options import CompileOptions
-from models.errors import UnsupportedModelError
 
 
 def gelu_tanh(x: Tensor) -> Tensor:
@@ -70,11 +70,7 @@ class Gemma3CausalLM(CausalLM):
     soft cap; its own __init__, as the shared one builds the Llama-style decoder."""
 
     def __init__(self, config: Gemma3Config, options: CompileOptions, target: Target):
-        if SLIDING in config.layer_types and options.prefill_chunk_size > config.sliding_window:
-            raise UnsupportedModelError(
-                f"{config.model_type}: a prefill chunk of {options.prefill_chunk_size} tokens is longer than the "
-                f"sliding window ({config.sliding_window}): TVM's attention among a chunk's own tokens has no window; "
-                f"compile with a prefill chunk of at most {config.sliding_window} tokens")
+        check_prefill_chunk(config, options)
         self.config = config
         self.options = options
         self.target = target

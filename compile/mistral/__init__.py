@@ -1,5 +1,5 @@
-"""Mistral: Llama with a sliding attention window, which is computed only where it holds the whole context window
-(Mistral 7B v0.2+ and Nemo have none; v0.1's is 4,096 tokens)."""
+"""Mistral: Llama with a sliding attention window over every layer (v0.1's is 4,096 tokens; Mistral 7B v0.2+ and
+Nemo have none): compile/layers.py's CausalLM makes each layer a sliding one where the context window outgrows it."""
 from compile.architecture import Architecture
 from compile.layers import CausalLM
 from compile.weights import decoder_params

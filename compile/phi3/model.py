@@ -16,7 +16,7 @@ class Phi3CausalLM(CausalLM):
     def model_rotary(self) -> Rotary | None:
         scaling = self.config.rope_scaling
         if not scaling:
-            return None  # the cache's RoPE
+            return super().model_rotary()
         long = self.options.context_window_size > scaling["original_max_position_embeddings"]
         factors = scaling["long_factor" if long else "short_factor"]
         return Rotary(rope_inv_freq(self.config.rope_theta, self.config.head_dim, factors),
