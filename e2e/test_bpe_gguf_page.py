@@ -34,12 +34,19 @@ def bpe_gguf_site(serve_site, tmp_path_factory):
     return url, built
 
 
-def test_the_bundles_stop_at_the_files_end_of_turn_token(bpe_gguf_site):
+# The file's eos, then the tokens llama.cpp also ends a generation at by their text (Phi-3's file names no
+# end-of-turn token; its turns end with <|end|>)
+STOPS = {"qwen2": ["<|im_end|>", "<|endoftext|>"], "llama3": ["<|eot_id|>"], "phi3": ["<|endoftext|>", "<|end|>"]}
+
+
+def test_the_bundles_stop_at_the_files_end_of_turn_tokens(bpe_gguf_site):
     _, bundles = bpe_gguf_site
+    assert bundles.keys() == STOPS.keys()
     for name, bundle in bundles.items():
         chat_config = json.loads((bundle.path / "mlc-chat-config.json").read_text(encoding="utf-8"))
         tokens, special = RECORDED[name]["gguf"]["tokens"], RECORDED[name]["gguf"]["special_ids"]
-        assert [tokens[i] for i in chat_config["eos_token_id"]] == [TOKENIZER_FAMILIES[name]["special"]["eos"]]
+        assert TOKENIZER_FAMILIES[name]["special"]["eos"] == STOPS[name][0]
+        assert [tokens[i] for i in chat_config["eos_token_id"]] == STOPS[name]
         assert chat_config["bos_token_id"] == special["bos"] and chat_config["vocab_size"] == len(tokens)
         assert (chat_config["conv_template"] is not None) == (name == "qwen2")  # ChatML's only
 
