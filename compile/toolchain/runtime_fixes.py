@@ -26,13 +26,12 @@ class SourceFix:
     new: str
 
 
-_SLIDING = "kPagedKVCacheMaxBlockDepth"  # the sliding tables' depths: d + this
 RUNTIME_FIXES = (
     SourceFix("src/runtime/vm/attn_utils.h",
               "    for (int d = 0; d < kPagedKVCacheMaxBlockDepth; ++d) {\n      qo_indptr_on_depths_device_",
               "    for (int d = 0; d < 2 * kPagedKVCacheMaxBlockDepth; ++d) {\n      qo_indptr_on_depths_device_"),
     *(SourceFix("src/runtime/vm/paged_kv_cache.cc", f"&{table}_sliding_window_on_depths_host_[d], d);",
-                f"&{table}_sliding_window_on_depths_host_[d], d + {_SLIDING});")
+                f"&{table}_sliding_window_on_depths_host_[d], d + kPagedKVCacheMaxBlockDepth);")
       for table in ("page_indptr", "page_indices", "k_rope_pos_offset")),
 )
 
