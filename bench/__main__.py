@@ -5,8 +5,8 @@ and a q4f32_1 one, the engine on WebGPU and on the CPU through WebAssembly at 1 
 compiled to WebAssembly in the same Chromium on the model's GGUF file (npm @wllama/wllama, 1 and 2 threads:
 bench/wllama.py), the native CPU build of the same Relax module for each quantization and the numpy reference as the baseline. Every engine
 answers the same fixed chat prompts with greedy decoding; each figure is the median over the prompts: time to
-first token, prefill and decode tokens/s. Also: load time (browser: cold in a fresh profile, then warm after a
-page reload; native: read the weights, build, quantize), peak memory (browser: PSS of all Chromium processes;
+first token, prefill and decode tokens/s. Also: load time (browser: cold in a fresh profile, then warm in a
+new page; native: read the weights, build, quantize), peak memory (browser: PSS of all Chromium processes;
 native: RSS of this Python process), and the bytes of weights. Prints a table with the browser/native, the
 default/q4f32_1 ratios, the browser WASM/wllama ratios at equal threads and each engine's scaling from 1 to 2
 threads, then the fidelity table (bench/fidelity.py: every path against

@@ -4,6 +4,8 @@ importing each other)."""
 import os
 import platform
 import threading
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,21 +21,38 @@ class Result:
     decode_tokens_per_s: float
     peak_memory_bytes: int
     weight_bytes: int
+    # The most memory rose during one page's load (and generation) above that page's before its load: what the
+    # engine itself held, without the browser's processes and blank page (PeakMemory.phase).
+    peak_rise_bytes: int | None = None
     greedy_ids: list[list[int]] | None = None  # per prompt, where an engine's row records them (the wllama rows)
     answers: list[str] | None = None  # per prompt, the greedy answer's text (the browser rows)
 
 
 class PeakMemory:
     """Samples, from a thread, the memory of processes chosen by `pids()` (PSS from /proc/PID/smaps_rollup:
-    shared pages counted once) and keeps the largest total seen."""
+    shared pages counted once) and keeps the largest total seen, and the largest rise within a phase."""
 
     def __init__(self, pids, interval_s: float = 0.2):
         self.pids, self.interval_s, self.peak, self._stop = pids, interval_s, 0, threading.Event()
+        self.rise, self._phase_peak = 0, 0
         self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _total(self) -> int:
+        return sum(pss_bytes(pid) for pid in self.pids())
 
     def _run(self):
         while not self._stop.wait(self.interval_s):
-            self.peak = max(self.peak, sum(pss_bytes(pid) for pid in self.pids()))
+            total = self._total()
+            self.peak, self._phase_peak = max(self.peak, total), max(self._phase_peak, total)
+
+    @contextmanager
+    def phase(self):
+        """A stretch (a page's load and generation) whose peak is measured above the total at its start, taken
+        once the page has settled."""
+        time.sleep(1)
+        start = self._phase_peak = self._total()
+        yield
+        self.rise = max(self.rise, max(self._phase_peak, self._total()) - start)
 
     def __enter__(self):
         self._thread.start()
@@ -42,6 +61,15 @@ class PeakMemory:
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join()
+
+
+def reopen_page(page, open_page):
+    """`page` closed and, once its renderer has exited, a page from `open_page()`: a warm load in a new page, as a
+    user coming back meets it. After a reload the renderer keeps the old page's shared wasm memory for about 2 s,
+    which a warm load of 1-2 s overlaps (bench.load_memory measures that case)."""
+    page.close()
+    time.sleep(2)
+    return open_page()
 
 
 def pss_bytes(pid: int) -> int:

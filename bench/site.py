@@ -7,11 +7,10 @@ from pathlib import Path
 
 from playwright.sync_api import Page, sync_playwright
 
-from bench.results import PeakMemory, Result, chromium_pids
+from bench.results import PeakMemory, Result, chromium_pids, reopen_page
 from compile.bundle import Bundle, load_bundle
 from compile.pipeline import LIBRARY_TARGETS, compile_bundle, compiler_digest, model_name
-from harness.browser import (create_page_engine, launch_webgpu_chromium, open_engine_page,
-                             webgpu_chromium_profile)
+from harness.browser import launch_webgpu_chromium, open_engine_page, webgpu_chromium_profile
 from harness.server import BackgroundServer
 from static_server import create_app
 from static_server.app import DEFAULT_ASSETS_DIR as WEB_DIST
@@ -68,13 +67,16 @@ def bench_browser(bundles_dir: Path, bundle: Bundle, conversations: list[list[di
     with BackgroundServer(create_app(bundles_dir, web_dist)) as server, sync_playwright() as playwright, \
             PeakMemory(memory_pids) as memory, webgpu_chromium_profile(playwright.chromium) as context:
         page = open_engine_page(context, server.url)  # a fresh profile: empty storage
-        cold = page.evaluate(load, [bundle_url, device, threads])
-        page.reload()  # a new engine: everything comes from the browser's storage
-        create_page_engine(page)
-        warm = page.evaluate(load, [bundle_url, device, threads])
-        # The first token and `decode_tokens` more, as the native rows and wllama generate.
-        completions = [page.evaluate("(r) => window.engine.chat.completions.create(r)", {
-            "messages": messages, "temperature": 0, "max_tokens": decode_tokens + 1}) for messages in conversations]
+        with memory.phase():
+            cold = page.evaluate(load, [bundle_url, device, threads])
+        # a new page: everything comes from the browser's storage
+        page = reopen_page(page, lambda: open_engine_page(context, server.url))
+        with memory.phase():
+            warm = page.evaluate(load, [bundle_url, device, threads])
+            # The first token and `decode_tokens` more, as the native rows and wllama generate.
+            completions = [page.evaluate("(r) => window.engine.chat.completions.create(r)", {
+                "messages": messages, "temperature": 0, "max_tokens": decode_tokens + 1})
+                for messages in conversations]
         adapter = page.evaluate("async () => (await navigator.gpu.requestAdapter()).info.architecture")
     median = lambda key: statistics.median(c["usage"]["extra"][key] for c in completions)
     library = warm["library"]  # the bundle's other libraries are never fetched
@@ -86,4 +88,4 @@ def bench_browser(bundles_dir: Path, bundle: Bundle, conversations: list[list[di
     return Result(engine, bundle.manifest["quantization"], cold["seconds"], warm["seconds"],
                   median("time_to_first_token_s"),
                   median("prefill_tokens_per_s"), median("decode_tokens_per_s"), memory.peak, loaded_bytes,
-                  answers=[c["choices"][0]["message"]["content"] for c in completions])
+                  answers=[c["choices"][0]["message"]["content"] for c in completions], peak_rise_bytes=memory.rise)

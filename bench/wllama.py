@@ -18,7 +18,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from tokenizers import Tokenizer
 
-from bench.results import PeakMemory, Result, chromium_pids
+from bench.results import PeakMemory, Result, chromium_pids, reopen_page
 from harness.browser import STEP_TIMEOUT_MS, print_page_problems, webgpu_chromium_profile
 from harness.server import BackgroundServer
 from static_server.headers import SECURITY_HEADERS
@@ -92,20 +92,22 @@ def prompt_text(tokenizer: Tokenizer, ids: list[int]) -> str:
 def bench_wllama(gguf: Path, tokenizer: Tokenizer, prompts: list[list[int]], decode_tokens: int,
                  threads: int, memory_pids=chromium_pids) -> Result:
     """Per prompt: time to first token (prefill + the first greedy token), then `decode_tokens` greedy steps.
-    Load: cold in a fresh profile (download into wllama's OPFS cache), warm after a page reload (from it).
+    Load: cold in a fresh profile (download into wllama's OPFS cache), warm in a new page (from it).
     Peak memory: the PSS of the processes `memory_pids()` lists."""
     context_tokens = max(map(len, prompts)) + decode_tokens + 1
     texts = [prompt_text(tokenizer, ids) for ids in prompts]
     with BackgroundServer(create_wllama_app(gguf)) as server, sync_playwright() as playwright, \
             PeakMemory(memory_pids) as memory, webgpu_chromium_profile(playwright.chromium) as context:
         page = open_wllama_page(context, server.url)
-        cold = load_wllama(page, threads, context_tokens)
-        page.reload()
-        warm = load_wllama(page, threads, context_tokens)
-        runs = [wllama_generate(page, ids, text, decode_tokens + 1) for ids, text in zip(prompts, texts)]
+        with memory.phase():
+            cold = load_wllama(page, threads, context_tokens)
+        page = reopen_page(page, lambda: open_wllama_page(context, server.url))
+        with memory.phase():
+            warm = load_wllama(page, threads, context_tokens)
+            runs = [wllama_generate(page, ids, text, decode_tokens + 1) for ids, text in zip(prompts, texts)]
     ttft = [run["firstTokenS"] for run in runs]
     decode_rates = [(len(run["ids"]) - 1) / (run["lastTokenS"] - run["firstTokenS"]) for run in runs]
     engine = f"wllama (llama.cpp wasm), {threads} thread{'s' if threads > 1 else ''}"
     return Result(engine, QUANTIZATION, cold, warm, statistics.median(ttft),
                   statistics.median(len(ids) / s for ids, s in zip(prompts, ttft)), statistics.median(decode_rates),
-                  memory.peak, gguf.stat().st_size, [run["ids"] for run in runs])
+                  memory.peak, gguf.stat().st_size, [run["ids"] for run in runs], peak_rise_bytes=memory.rise)
