@@ -21,11 +21,11 @@ class Result:
     decode_tokens_per_s: float
     peak_memory_bytes: int
     weight_bytes: int
-    # The most memory rose during one page's load (and generation) above that page's before its load: what the
-    # engine itself held, without the browser's processes and blank page (PeakMemory.phase).
-    peak_rise_bytes: int | None = None
     greedy_ids: list[list[int]] | None = None  # per prompt, where an engine's row records them (the wllama rows)
     answers: list[str] | None = None  # per prompt, the greedy answer's text (the browser rows)
+    # The most memory rose during one page's load (and generation) above the page's before the load: what the
+    # engine itself held, without the browser's processes and blank page (PeakMemory.phase).
+    peak_rise_bytes: int | None = None
 
 
 class PeakMemory:
