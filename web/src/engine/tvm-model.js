@@ -9,10 +9,11 @@ import { instantiateModelLibrary } from "./model-library.js";
 const PAGE_SIZE = 16; // tokens per KV cache page, as WebLLM uses
 const SEQUENCE_ID = 0; // one conversation at a time
 // The CPU library prefills at most this many tokens at a time. Its buffers are planned for the compiled chunk
-// (1024 tokens), but only the part a chunk uses is ever touched: a 1281-token prompt of the 0.5B model raised the
-// tab's memory by 176 MB in chunks of 1024, 96 MB of 512 and 42 MB of 128 (the KV cache's 32 MB included), at the
-// same prefill speed, 25-27 tokens/s (Chromium, 1 thread; each chunk reads the weights once, as one decode step).
-const CPU_PREFILL_CHUNK = 128;
+// (1024 tokens), but only the part a chunk uses is ever touched. Measured in Chromium, 1 thread, in chunks of
+// 128 / 256 / 512 / 1024 tokens: the 0.5B model's 1281-token prompt raised the tab's memory by 42 / 58 / 96 / 176
+// MB (its KV cache's 32 MB included) at 26.1 / 26.5 / 27.1 / 24.6 tokens/s; SmolLM2-135M's 2031-token prompt by
+// 88 / 98 / 109 / 137 MB (KV cache 93 MB) at 65.0 / 68.5 / 70.5 / 71.1 tokens/s.
+const CPU_PREFILL_CHUNK = 256;
 
 /** A WebGPU device, or WebGPUUnavailableError saying why not. The device gets the largest buffers the adapter
  * allows (WebGPU's defaults are 256 MB per buffer and 128 MB per binding, and tvmjs's detectGPUDevice asks for at
