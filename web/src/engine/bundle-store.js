@@ -47,6 +47,8 @@ export class BundleStore {
     this.loadedBytes = 0;
     /** @type {Set<string>} files this load will not read */
     this.leftOut = new Set();
+    /** @type {Uint8Array | null} the piece downloads gather bytes in, between downloads */
+    this.sparePiece = null;
   }
 
   /** A listed file this load will not read (another device's model library): progress leaves it out.
@@ -269,8 +271,9 @@ class ChunkReader {
   /** @returns {Promise<Uint8Array | null>} the next chunk, or null at the end */
   async read() {
     const { done, value } = await (this.buffer ? this.reader.read(new Uint8Array(this.buffer)) : this.reader.read());
+    if (done) return null;
     if (this.buffer) this.buffer = value.buffer; // the read took the buffer over and hands it back
-    return done ? null : value;
+    return value;
   }
 
   cancel() {
