@@ -254,7 +254,7 @@ async function fetchOrThrow(url, init) {
  * given buffer (a BYOB reader: Chromium, Firefox), one buffer serves every chunk; a pending read's buffer is lost
  * if the connection drops, so it is not the piece the received bytes are gathered in.
  */
-class ChunkReader {
+export class ChunkReader {
   static BUFFER_BYTES = 256 << 10;
 
   /** @param {ReadableStream<Uint8Array>} body */

@@ -8,7 +8,7 @@
 // ~800 MB/s).
 import { createSHA256 } from "hash-wasm";
 import {
-  BundleStore, PIECE_BYTES, corruptOnServer, manifestOf, quotaRanOut,
+  BundleStore, ChunkReader, PIECE_BYTES, corruptOnServer, manifestOf, quotaRanOut,
 } from "./bundle-store.js";
 import { deleteCacheApiBundle } from "./bundle-cache.js";
 import { sha256Hex } from "./manifest.js";
@@ -170,11 +170,9 @@ export class CacheBundleStore extends BundleStore {
 
 /** Read a response's body into `into`; false unless it held exactly that many bytes. */
 async function readBody(response, into) {
-  const reader = response.body.getReader();
+  const reader = new ChunkReader(response.body);
   let filled = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) return filled === into.length;
+  for (let value; (value = await reader.read());) {
     if (filled + value.length > into.length) {
       await reader.cancel();
       return false;
@@ -182,4 +180,5 @@ async function readBody(response, into) {
     into.set(value, filled);
     filled += value.length;
   }
+  return filled === into.length;
 }
