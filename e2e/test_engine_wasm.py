@@ -5,6 +5,9 @@ by `device: "auto"` when WebGPU is missing or only a software adapter (SwiftShad
 waits on a GPU. Timings are printed (run with -s), not asserted.
 """
 from harness.browser import open_engine_page
+from models.reference import NumpyLlama
+from tests.multi_turn import (LONG_USER_TURNS, MAX_NEW_TOKENS, MIN_MARGIN, float_reference_weights,
+                              reference_conversation)
 
 LOAD = """async ([url, device]) => {
     const info = await window.engine.load(url, {device});
@@ -90,3 +93,28 @@ def test_without_webgpu_auto_runs_on_the_cpu_and_webgpu_is_refused(no_webgpu_bro
     assert refused == "webgpu_unavailable"
     assert loaded["device"] == "wasm"
     assert answer["choices"][0]["message"]["content"] == "The capital of"
+
+
+def test_a_long_two_turn_chat_on_the_cpu_is_the_float_reference_chat(
+        engine_page, bundle_url, smollm2_q4_bundle, smollm2_config, smollm2_weights, smollm2_tokenizer,
+        smollm2_tokenizer_config):
+    """The engine's own prefill plan on the CPU (chunks of at most 256 tokens: tvm-model.js's CPU_PREFILL_CHUNK)
+    and its KV reuse: a prompt of about 400 tokens, then a follow-up prefilling only what the cache lacks, each
+    answer the float32 reference's greedy answer."""
+    engine_page.evaluate(LOAD, [bundle_url, "wasm"])
+    reference = NumpyLlama(smollm2_config, float_reference_weights(smollm2_q4_bundle.manifest["quantization"],
+                                                                   smollm2_weights))
+    turns = reference_conversation(reference, smollm2_tokenizer, smollm2_tokenizer_config, LONG_USER_TURNS)
+    assert len(turns[0].new_ids) > 256  # more than one chunk
+    assert min(m for turn in turns for m in turn.margins) > MIN_MARGIN, "reference margins too small to compare"
+    eos = smollm2_tokenizer_config["eos_token_id"]
+    messages = []
+    for turn, content in zip(turns, LONG_USER_TURNS, strict=True):
+        messages.append({"role": "user", "content": content})
+        completion = greedy(engine_page, messages, MAX_NEW_TOKENS)
+        answer, usage = completion["choices"][0]["message"]["content"], completion["usage"]
+        print(f"\nprompt {usage['prompt_tokens']} tokens ({usage['prompt_tokens_details']['cached_tokens']} cached): "
+              f"{answer!r}")
+        assert answer == smollm2_tokenizer.decode([i for i in turn.greedy_ids if i != eos])
+        assert usage["prompt_tokens"] - usage["prompt_tokens_details"]["cached_tokens"] == len(turn.new_ids)
+        messages.append({"role": "assistant", "content": answer})
