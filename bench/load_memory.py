@@ -5,10 +5,11 @@ The engine's memory while it loads a bundle on the CPU (device "wasm": the weigh
 in headless Chromium, from the real server: cold (empty storage, every file downloaded), warm (a new page, every
 file from the browser's storage) and after a reload (the same page, reloaded). For each load: the renderers' PSS
 (the page and its workers: the engine's worker, the weights in the CPU library's memory) sampled every 20 ms:
-before the load, its peak, a second after it (what the loaded engine keeps: the weights, the library, the
+before the engine is created (the chat page alone: the engine's worker and code count as the engine's), the
+peak of its creation and load, a second after it (what the loaded engine keeps: the weights, the library, the
 tokenizer, the KV cache pages touched), the peak above that (what the load itself held for a while: a shard held
-whole, its copies, garbage not yet collected), the peak's rise above the PSS before the load over the bytes of the
-weights; and the load time. After a reload, the renderer may still hold the old page's memory (a shared wasm
+whole, its copies, garbage not yet collected), the peak's rise above the PSS before the engine over the bytes of
+the weights; and the load time. After a reload, the renderer may still hold the old page's memory (a shared wasm
 memory outlives its page by about 2 s on 2 threads), which the reload row shows. `--model` takes a GGUF path too.
 `--baseline-dist` runs the same loads with another build of web/dist (e.g. the engine before a change) in the same
 run, as the baseline row.
@@ -26,7 +27,7 @@ from rich.table import Table
 from bench.results import PeakMemory, chromium_pids, cpu_model, pss_bytes, reopen_page
 from bench.site import built_web_dist, ensure_bundle
 from compile.quantization import DEFAULT_QUANTIZATION
-from harness.browser import create_page_engine, open_engine_page, webgpu_chromium_profile
+from harness.browser import create_page_engine, open_chat_page, webgpu_chromium_profile
 from harness.server import BackgroundServer
 from static_server import create_app
 
@@ -53,17 +54,17 @@ def measure(web_dist: Path, bundles_dir: Path, bundle, threads: int) -> list[dic
     rows = []
     with BackgroundServer(create_app(bundles_dir, web_dist)) as server, sync_playwright() as playwright, \
             webgpu_chromium_profile(playwright.chromium) as context:
-        page = open_engine_page(context, server.url)  # a fresh profile: empty storage
+        page = open_chat_page(context, server.url)  # a fresh profile: empty storage
         for kind in ("cold", "warm", "reload"):
             if kind == "warm":
-                page = reopen_page(page, lambda: open_engine_page(context, server.url))
+                page = reopen_page(page, lambda: open_chat_page(context, server.url))
             elif kind == "reload":
                 page.reload()  # a new worker: only the stored bundle remains
-                create_page_engine(page)
             time.sleep(1)  # let the page settle before the baseline sample
             pids = renderer_pids()
             before = sum(pss_bytes(pid) for pid in pids)
             with PeakMemory(lambda: pids, SAMPLE_S) as peak:
+                create_page_engine(page)  # the engine's worker and code count as the engine's
                 seconds = page.evaluate(load, [f"/bundles/{bundle.bundle_id}/", threads])
                 time.sleep(1)
             after = sum(pss_bytes(pid) for pid in pids)

@@ -23,8 +23,9 @@ class Result:
     weight_bytes: int
     greedy_ids: list[list[int]] | None = None  # per prompt, where an engine's row records them (the wllama rows)
     answers: list[str] | None = None  # per prompt, the greedy answer's text (the browser rows)
-    # The most that memory rose during one page's load (and generation) above the page's memory before the load:
-    # what the engine itself held, without the browser's processes and blank page (PeakMemory.phase).
+    # The most that memory rose during one page's load (and generation) above the page's memory before the engine
+    # was created: what the engine itself held (its worker and code too), without the browser's processes and the
+    # page (PeakMemory.phase).
     peak_rise_bytes: int | None = None
 
 

@@ -10,7 +10,8 @@ from playwright.sync_api import Page, sync_playwright
 from bench.results import PeakMemory, Result, chromium_pids, reopen_page
 from compile.bundle import Bundle, load_bundle
 from compile.pipeline import LIBRARY_TARGETS, compile_bundle, compiler_digest, model_name
-from harness.browser import launch_webgpu_chromium, open_engine_page, webgpu_chromium_profile
+from harness.browser import (create_page_engine, launch_webgpu_chromium, open_chat_page, open_engine_page,
+                             webgpu_chromium_profile)
 from harness.server import BackgroundServer
 from static_server import create_app
 from static_server.app import DEFAULT_ASSETS_DIR as WEB_DIST
@@ -66,12 +67,15 @@ def bench_browser(bundles_dir: Path, bundle: Bundle, conversations: list[list[di
     bundle_url = f"/bundles/{bundle.bundle_id}/"
     with BackgroundServer(create_app(bundles_dir, web_dist)) as server, sync_playwright() as playwright, \
             PeakMemory(memory_pids) as memory, webgpu_chromium_profile(playwright.chromium) as context:
-        page = open_engine_page(context, server.url)  # a fresh profile: empty storage
+        # The engine's memory counts from the page without it: its worker and code are the engine's too.
+        page = open_chat_page(context, server.url)  # a fresh profile: empty storage
         with memory.phase():
+            create_page_engine(page)
             cold = page.evaluate(load, [bundle_url, device, threads])
         # a new page: everything comes from the browser's storage
-        page = reopen_page(page, lambda: open_engine_page(context, server.url))
+        page = reopen_page(page, lambda: open_chat_page(context, server.url))
         with memory.phase():
+            create_page_engine(page)
             warm = page.evaluate(load, [bundle_url, device, threads])
             # The first token and `decode_tokens` more, as the native rows and wllama generate.
             completions = [page.evaluate("(r) => window.engine.chat.completions.create(r)", {

@@ -7,15 +7,15 @@ tabllm's CPU library (relaxed SIMD) and llama.cpp (wllama) run the very same wei
 Chromium, at 1 and 2 threads. Per engine and size: load cold (a fresh profile on disk) and warm (a new page,
 from the browser's storage), the peak PSS of the renderer processes (the page and its workers: the weights, KV
 cache and library; and Chromium's blank pages) over the whole row (cold load, warm load, generation), the
-engine's peak: the most that PSS rose during one page's load (and generation) above the page before its load (the
-goal's measure: what the engine holds, not the browser), time to first token for a
-chat prompt of 512 tokens (--prompt-tokens), decode tokens/s, and the achieved read rate (the engine's weight
-bytes x decode tokens/s: every weight is read once per token, the tied embedding as the output layer) beside
-this machine's read bandwidth measured in the same run (a numpy sum over 512 MB, one thread). WebGPU is
-skipped: this machine has no GPU, and Chromium's only adapter, SwiftShader, emulates one on the CPU. Prints a
-table and the issue's goals as met or not, writes JSON and a PNG of decode tokens/s and peak memory against
-the parameter count. The load average is recorded: the machine may be shared, so compare engines only within
-one run.
+engine's peak: the most that PSS rose during one page's load (and generation) above the page before the engine
+was created (the goal's measure: what the engine holds, its worker and code included, not the browser), time to
+first token for a chat prompt of 512 tokens (--prompt-tokens), decode tokens/s, and the achieved read rate (the
+engine's weight bytes x decode tokens/s: every weight is read once per token, the tied embedding as the output
+layer) beside this machine's read bandwidth measured in the same run (a numpy sum over 512 MB, one thread).
+WebGPU is skipped: this machine has no GPU, and Chromium's only adapter, SwiftShader, emulates one on the CPU.
+Prints a table and the issue's goals as met or not, writes JSON and a PNG of decode tokens/s and peak memory
+against the parameter count. The load average is recorded: the machine may be shared, so compare engines only
+within one run.
 """
 import argparse
 import datetime

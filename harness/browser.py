@@ -54,13 +54,20 @@ def print_page_problems(page):
     page.on("pageerror", lambda e: print(f"[pageerror] {e}"))
 
 
-def open_engine_page(context, url: str):
-    """A new page of `context` on the real chat page at `url`, with window.engine ready (see create_page_engine):
-    the engine API driven from the page's own origin, as an embedding app would."""
+def open_chat_page(context, url: str):
+    """A new page of `context` on the real chat page at `url`, no engine created yet (the page makes its own only
+    when a bundle is loaded from its picker)."""
     page = context.new_page()
     page.set_default_timeout(STEP_TIMEOUT_MS)
     print_page_problems(page)
     page.goto(url + "/")
+    return page
+
+
+def open_engine_page(context, url: str):
+    """A new page of `context` on the real chat page at `url`, with window.engine ready (see create_page_engine):
+    the engine API driven from the page's own origin, as an embedding app would."""
+    page = open_chat_page(context, url)
     create_page_engine(page)
     return page
 

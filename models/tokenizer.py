@@ -121,7 +121,7 @@ def _byte_level_bpe(tokens: list[str], types: list[int], unk: str | None, merges
             "continuing_subword_prefix": None,
             "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False, "ignore_merges": False,
             "vocab": {token: i for i, token in enumerate(tokens)},
-            "merges": merges,  # "a b" strings: the legacy form that @mlc-ai/web-tokenizers' parser accepts
+            "merges": merges,  # "a b" strings: the legacy form, which WebLLM's web-tokenizers reads
         },
     }
 

@@ -12,7 +12,7 @@ const entryPoints = {
   python: "src/page/python.js",
 };
 
-// tvmjs and web-tokenizers carry Node.js code paths (taken only when running under Node) that require
+// tvmjs and web-xgrammar carry Node.js code paths (taken only when running under Node) that require
 // these modules; in the browser they are never loaded, so they stay out of the bundle.
 const nodeOnlyModules = ["fs", "path", "perf_hooks", "ws", "url", "module", "crypto"];
 

@@ -4,7 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
-  AbortError, BundleError, Engine, EngineCrashedError, InvalidRequestError, ModelNotLoadedError,
+  AbortError, BundleError, EngineCrashedError, InvalidRequestError, ModelNotLoadedError,
 } from "../src/engine/index.js";
 import { toWire } from "../src/engine/errors.js";
 import { Op, Reply } from "../src/engine/protocol.js";

@@ -6,7 +6,7 @@ import "@mlc-ai/web-xgrammar";
 import { InternalEngineError, InvalidRequestError } from "./errors.js";
 
 // The package is a UMD file in a "type": "module" package: bundled as ESM it exports nothing and defines
-// globalThis.xgrammar (as web-tokenizers does: see tokenizer.js).
+// globalThis.xgrammar.
 const xgrammar = /** @type {any} */ (globalThis).xgrammar;
 
 /** Compiles grammars for one bundle's tokenizer (its TokenizerInfo is built once, on first use: ~0.1 s). */

@@ -1,6 +1,5 @@
 // The bundle's token table: every token id's string as tokenizer.json spells it (the vocabulary plus the added
-// tokens), which XGrammar's TokenizerInfo takes, and each token's bytes, for logprobs. Read from tokenizer.json
-// directly: asking the tokenizer (idToToken) for 49,152 ids took minutes in V8.
+// tokens), which XGrammar's TokenizerInfo takes, and each token's bytes, for logprobs.
 
 /** GPT-2's byte-level alphabet: byte b is written as this character (printable bytes as themselves). */
 function byteLevelDecoder() {
@@ -15,17 +14,16 @@ const encoder = new TextEncoder();
 
 export class TokenTable {
   /**
-   * @param {any} tokenizerJson the parsed tokenizer.json
+   * @param {(id: number) => string | undefined} tokenOf the tokenizer's string of token `id`
+   * @param {Set<number>} special the ids of the special tokens
    * @param {number} vocabSize the model's (the logits' length; may exceed the tokenizer's, the rest unused)
    * @param {"byte_level" | "byte_fallback" | "raw"} postprocessing how token strings map to bytes (mlc-chat-config's
    *   tokenizer_info.token_postproc_method): GPT-2 byte-level characters, SentencePiece's "▁" and <0xNN>, or as is
    */
-  constructor(tokenizerJson, vocabSize, postprocessing) {
+  constructor(tokenOf, special, vocabSize, postprocessing) {
     /** @type {string[]} */
-    this.tokens = new Array(vocabSize).fill("");
-    for (const [token, id] of Object.entries(tokenizerJson.model?.vocab ?? {})) if (id < vocabSize) this.tokens[id] = token;
-    for (const { id, content } of tokenizerJson.added_tokens ?? []) if (id < vocabSize) this.tokens[id] = content;
-    this.special = new Set((tokenizerJson.added_tokens ?? []).filter((t) => t.special).map((t) => t.id));
+    this.tokens = Array.from({ length: vocabSize }, (_, id) => tokenOf(id) ?? "");
+    this.special = special;
     this.postprocessing = postprocessing;
     this.byteLevel = postprocessing === "byte_level" ? byteLevelDecoder() : null;
   }

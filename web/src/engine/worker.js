@@ -2,7 +2,7 @@
 // tokenizer. Runs one operation at a time (load, chat, unload) from a queue; aborts are seen between prefill
 // chunks and decode steps (each step yields to the worker's messages: see TVMModel.forward). The messages it
 // takes and sends are defined in protocol.js.
-import { BundleTokenizer, startTokenizerRuntime } from "./bundle-tokenizer.js";
+import { BundleTokenizer } from "./bundle-tokenizer.js";
 import { choiceChunk, completionMeta, textChunk, toolCallChunks, usageChunk, usageOf } from "./completion.js";
 import {
   ContextLengthExceededError, EngineError, ModelNotLoadedError, WebGPUUnavailableError, notAChatModel, toWire,
@@ -127,14 +127,12 @@ async function load({ id, bundleUrl, device: requested, threads: requestedThread
   unload();
   const started = performance.now();
   const progress = (p) => post({ id, type: Reply.progress, progress: p });
-  startTokenizerRuntime();
   const store = await openBundleStore(bundleUrl, progress);
   const { manifest } = store;
   let tensorCacheRead = null;
   const readTensorCache = () => (tensorCacheRead ??= store.readJson("tensor-cache.json"));
   const { device, gpu, cpuBecause } = await chooseDevice(requested, manifest, readTensorCache);
   if (gpu) reportDeviceLoss(gpu.device);
-  let tokenizer = null;
   try {
     const kind = libraryKind(device, manifest);
     for (const other of Object.keys(LIBRARY_SUFFIX)) {
@@ -145,7 +143,7 @@ async function load({ id, bundleUrl, device: requested, threads: requestedThread
     const tokenizerConfig = await store.readJson("tokenizer_config.json");
     // a base model has no chat template: it serves completions only
     const template = typeof tokenizerConfig.chat_template === "string" ? new ChatTemplate(tokenizerConfig) : null;
-    tokenizer = await BundleTokenizer.load(await store.read("tokenizer.json"), chatConfig);
+    const tokenizer = await BundleTokenizer.load(() => store.readJson("tokenizer.json"), chatConfig);
     const tensorCache = await readTensorCache();
     const library = await store.read(modelLibrary(manifest, kind).path);
     const compiling = () => progress({ stage: "compile", text: "Compiling WebGPU shaders", loadedBytes: store.loadedBytes,
@@ -184,7 +182,6 @@ async function load({ id, bundleUrl, device: requested, threads: requestedThread
       loadedBytes: store.totalBytes, totalBytes: store.totalBytes, fraction: 1 });
     return info;
   } catch (error) {
-    tokenizer?.dispose();
     gpu?.device.destroy();
     throw error;
   }
@@ -193,7 +190,6 @@ async function load({ id, bundleUrl, device: requested, threads: requestedThread
 function unload() {
   if (!loaded) return null;
   loaded.model.dispose();
-  loaded.tokenizer.dispose();
   loaded.grammars?.then((compiler) => compiler.dispose(), () => {});
   loaded = null;
   return null;
