@@ -51,6 +51,12 @@ export class BundleStore {
     this.sparePiece = null;
   }
 
+  /** The load is over: its downloads' piece is let go. The store lives on as long as the engine may read a stored
+   * file again (tokenizer.json, for the plain tokenizer), and 8 MB is much for a rare read. */
+  endLoad() {
+    this.sparePiece = null;
+  }
+
   /** A listed file this load will not read (another device's model library): progress leaves it out.
    * @param {string} name */
   leaveOut(name) {

@@ -151,6 +151,7 @@ async function load({ id, bundleUrl, device: requested, threads: requestedThread
     const cpu = device === "wasm" ? threadCount(requestedThreads) : null;
     const model = await TVMModel.load(gpu, library, tensorCache, (name, sink) => store.stream(name, sink), compiling,
       cpu?.threads ?? 1);
+    store.endLoad();
     const conv = chatConfig.conv_template ?? {};
     const info = {
       bundleId: manifest.bundle_id,
