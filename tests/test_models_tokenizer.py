@@ -46,7 +46,7 @@ def test_tokenizer_json_layout(smollm2_tokenizer_dir, smollm2_tokenizer):
     tokenizer_json = json.loads((smollm2_tokenizer_dir / "tokenizer.json").read_text(encoding="utf-8"))
     merges = tokenizer_json["model"]["merges"]
     assert len(merges) == 48900 and merges[0] == "Ġ t"
-    assert all(isinstance(m, str) and len(m.split(" ")) == 2 for m in merges)  # legacy form, for WebLLM's web-tokenizers
+    assert all(isinstance(m, str) and len(m.split(" ")) == 2 for m in merges)  # legacy form: WebLLM's web-tokenizers
     added = tokenizer_json["added_tokens"]
     assert len(added) == 17 and all(t["special"] for t in added) and added[2]["content"] == "<|im_end|>"
     assert smollm2_tokenizer.get_vocab_size() == 49152
